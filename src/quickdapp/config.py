@@ -1,0 +1,109 @@
+"""Settings: read once from the environment (and a `.env` file) in each entry point, then passed down."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///.data/quickdapp.sqlite3"
+
+# What each variable accepts, for the start-up error that names it.
+ACCEPTS = {
+    "REDIS_URL": "a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379/0",
+    "WORKER_COUNT": "a positive integer, or 'cpus' for one process per CPU",
+    "WORKER_QUEUE_CONCURRENCY": "a positive integer (jobs at once per worker process)",
+    "WORKER_QUEUE_JOB_ATTEMPTS": "a positive integer (tries per job, first run included)",
+    "WORKER_QUEUE_STALLED_INTERVAL": "a positive integer of milliseconds",
+    "WORKER_QUEUE_LOCK_DURATION": "a positive integer of milliseconds",
+    "WORKER_QUEUE_MAX_STALLED_COUNT": "a non-negative integer",
+    "DATABASE_URL": "an SQLAlchemy async URL: postgresql+asyncpg://... or sqlite+aiosqlite:///...",
+    "LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
+    "JOB_MODULES": "comma-separated importable module names, each with a JOBS list",
+}
+
+
+class SettingsError(Exception):
+    """The environment holds a value the system cannot start with."""
+
+
+class Settings(BaseSettings):
+    """Every setting of the system; field names are the environment variables, lower-cased."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    worker_count: Annotated[int, Field(ge=1)] | Literal["cpus"] = 1
+    worker_queue_concurrency: Annotated[int, Field(ge=1)] = 5
+    worker_queue_job_attempts: Annotated[int, Field(ge=1)] = 3
+    worker_queue_stalled_interval: Annotated[int, Field(ge=1)] = 30_000
+    worker_queue_lock_duration: Annotated[int, Field(ge=1)] = 30_000
+    worker_queue_max_stalled_count: Annotated[int, Field(ge=0)] = 1
+    database_url: str = DEFAULT_DATABASE_URL
+    log_level: LogLevel = "INFO"
+    job_modules: str = ""
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        if value.startswith(("postgresql://", "postgres://")):
+            # Accept the plain form people copy from their provider; we always use asyncpg.
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+            raise ValueError("must be postgresql+asyncpg://... or sqlite+aiosqlite:///...")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("job_modules")
+    @classmethod
+    def _module_names(cls, value: str) -> str:
+        for name in filter(None, (part.strip() for part in value.split(","))):
+            if not all(part.isidentifier() for part in name.split(".")):
+                raise ValueError(f"{name!r} is not a module name")
+        return value
+
+    @property
+    def extra_job_modules(self) -> list[str]:
+        """Modules whose `JOBS` lists are added to the built-in job types."""
+        return [part.strip() for part in self.job_modules.split(",") if part.strip()]
+
+    @property
+    def worker_processes(self) -> int:
+        """The number of worker processes, with `cpus` resolved on this machine."""
+        if self.worker_count == "cpus":
+            return os.cpu_count() or 1
+        return self.worker_count
+
+
+def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> Settings:
+    """Build the settings, turning a validation failure into one message per bad variable."""
+    try:
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = ["invalid configuration:"]
+    for error in exc.errors():
+        name = str(error["loc"][0]).upper() if error["loc"] else "?"
+        got = error.get("input")
+        accepts = ACCEPTS.get(name, error["msg"])
+        lines.append(f"  {name}={got!r}: expected {accepts}")
+    # A union type reports one error per branch; say each variable once.
+    return "\n".join(dict.fromkeys(lines))

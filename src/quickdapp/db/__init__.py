@@ -1,0 +1,1 @@
+"""The SQL side: engine, schema, audit trail and migrations."""

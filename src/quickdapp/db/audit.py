@@ -1,0 +1,227 @@
+"""The audit trail: one `worker_jobs` row per attempt, history queries and per-type metrics."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import Select, case, delete, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from quickdapp.db.schema import WorkerJob
+
+Status = Literal["completed", "failed"]
+
+
+@dataclass(frozen=True)
+class JobExecution:
+    """What one attempt of one job did, as the processor saw it."""
+
+    job_id: str
+    attempt: int
+    type: str
+    user_id: int | None
+    data: Any
+    status: Status
+    started_at: datetime
+    completed_at: datetime
+    result: Any = None
+    error: str | None = None
+
+    @property
+    def duration_ms(self) -> int:
+        return round((self.completed_at - self.started_at).total_seconds() * 1000)
+
+
+async def record_job_execution(
+    sessions: async_sessionmaker[AsyncSession], execution: JobExecution
+) -> None:
+    """Store one attempt. Recording the same (job_id, attempt) twice keeps the first row."""
+    values = {
+        "job_id": execution.job_id,
+        "attempt": execution.attempt,
+        "type": execution.type,
+        "user_id": execution.user_id,
+        "data": execution.data,
+        "result": execution.result,
+        "error": execution.error,
+        "status": execution.status,
+        "started_at": execution.started_at,
+        "completed_at": execution.completed_at,
+        "duration_ms": execution.duration_ms,
+        "created_at": execution.completed_at,
+    }
+    async with sessions.begin() as session:
+        insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+        statement = insert(WorkerJob).values(**values)
+        await session.execute(statement.on_conflict_do_nothing(index_elements=["job_id", "attempt"]))
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    """One page of audit rows, newest first, and how many rows match in all."""
+
+    items: list[WorkerJob]
+    total: int
+    limit: int
+    offset: int
+
+
+async def get_job_history(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    type: str | None = None,
+    status: Status | None = None,
+    user_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> HistoryPage:
+    """Audit rows matching every filter given, newest first, `limit` at a time from `offset`."""
+    if not 1 <= limit <= 1000:
+        raise ValueError(f"limit must be between 1 and 1000, got {limit}")
+    if offset < 0:
+        raise ValueError(f"offset must be >= 0, got {offset}")
+    conditions = []
+    if type is not None:
+        conditions.append(WorkerJob.type == type)
+    if status is not None:
+        conditions.append(WorkerJob.status == status)
+    if user_id is not None:
+        conditions.append(WorkerJob.user_id == user_id)
+    if since is not None:
+        conditions.append(WorkerJob.created_at >= since)
+    if until is not None:
+        conditions.append(WorkerJob.created_at < until)
+    async with sessions() as session:
+        total = await session.scalar(select(func.count()).select_from(WorkerJob).where(*conditions))
+        rows = await session.scalars(
+            select(WorkerJob)
+            .where(*conditions)
+            .order_by(WorkerJob.created_at.desc(), WorkerJob.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        return HistoryPage(items=list(rows), total=total or 0, limit=limit, offset=offset)
+
+
+@dataclass(frozen=True)
+class JobMetrics:
+    """Figures for one job type over a window of time."""
+
+    type: str
+    count: int
+    completed: int
+    failed: int
+    average_ms: float
+    p50_ms: float
+    p95_ms: float
+
+    @property
+    def success_rate(self) -> float:
+        return self.completed / self.count if self.count else 0.0
+
+
+async def get_job_metrics(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    since: datetime,
+    until: datetime | None = None,
+    type: str | None = None,
+) -> list[JobMetrics]:
+    """Per job type: attempts, successes, failures and durations (mean, p50, p95) in the window."""
+    conditions = [WorkerJob.created_at >= since]
+    if until is not None:
+        conditions.append(WorkerJob.created_at < until)
+    if type is not None:
+        conditions.append(WorkerJob.type == type)
+    async with sessions() as session:
+        if session.bind.dialect.name == "postgresql":
+            rows = (await session.execute(_metrics_with_percentiles(conditions))).all()
+            return [
+                JobMetrics(
+                    r.type,
+                    r.count,
+                    r.completed,
+                    r.count - r.completed,
+                    float(r.average),
+                    float(r.p50),
+                    float(r.p95),
+                )
+                for r in rows
+            ]
+        # SQLite has no percentile function: fetch the durations and interpolate the same way.
+        durations: dict[str, list[int]] = defaultdict(list)
+        completed: dict[str, int] = defaultdict(int)
+        result = await session.stream(
+            select(WorkerJob.type, WorkerJob.duration_ms, WorkerJob.status).where(*conditions)
+        )
+        async for job_type, duration, job_status in result:
+            durations[job_type].append(duration)
+            completed[job_type] += job_status == "completed"
+    return [
+        JobMetrics(
+            job_type,
+            len(values),
+            completed[job_type],
+            len(values) - completed[job_type],
+            sum(values) / len(values),
+            percentile(values, 0.5),
+            percentile(values, 0.95),
+        )
+        for job_type, values in sorted(durations.items())
+    ]
+
+
+def _metrics_with_percentiles(conditions: list[Any]) -> Select[Any]:
+    return (
+        select(
+            WorkerJob.type,
+            func.count().label("count"),
+            func.sum(case((WorkerJob.status == "completed", 1), else_=0)).label("completed"),
+            func.avg(WorkerJob.duration_ms).label("average"),
+            func.percentile_cont(0.5).within_group(WorkerJob.duration_ms).label("p50"),
+            func.percentile_cont(0.95).within_group(WorkerJob.duration_ms).label("p95"),
+        )
+        .where(*conditions)
+        .group_by(WorkerJob.type)
+        .order_by(WorkerJob.type)
+    )
+
+
+def percentile(values: list[int], fraction: float) -> float:
+    """Linear interpolation between closest ranks, as PostgreSQL's percentile_cont computes it."""
+    ordered = sorted(values)
+    position = fraction * (len(ordered) - 1)
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+async def delete_job_history_before(
+    sessions: async_sessionmaker[AsyncSession], cutoff: datetime, *, batch_size: int = 1000
+) -> int:
+    """Delete audit rows created before `cutoff`, `batch_size` per transaction; returns the count.
+
+    Small batches keep each transaction's locks short on a large table.
+    """
+    deleted = 0
+    while True:
+        async with sessions.begin() as session:
+            batch = (
+                select(WorkerJob.id)
+                .where(WorkerJob.created_at < cutoff)
+                .order_by(WorkerJob.id)
+                .limit(batch_size)
+                .scalar_subquery()
+            )
+            result = await session.execute(delete(WorkerJob).where(WorkerJob.id.in_(batch)))
+        count = result.rowcount or 0  # type: ignore[attr-defined]
+        deleted += count
+        if count < batch_size:
+            return deleted

@@ -1,0 +1,1 @@
+"""Job types: data models, priorities and handlers, collected in a registry."""

@@ -1,0 +1,85 @@
+"""The shapes a job handler sees: its definition and the context of one run."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+if TYPE_CHECKING:
+    from quickdapp.app import ServerApp
+
+DataT = TypeVar("DataT", bound=BaseModel)
+
+
+class JobData(BaseModel):
+    """Base of every job's data model: unknown fields and wrong types are refused, never coerced."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, strict=True)
+
+
+class PermanentJobError(Exception):
+    """A failure that another attempt cannot fix: the job fails at once, without retries."""
+
+
+class JobValidationError(PermanentJobError, ValueError):
+    """Job data that does not fit its type's model; names the type and each bad field."""
+
+    def __init__(self, job_type: str, error: ValidationError) -> None:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in issue['loc']) or '(data)'}: {issue['msg']}"
+            for issue in error.errors()
+        )
+        super().__init__(f"invalid data for job type {job_type!r}: {problems}")
+        self.job_type = job_type
+        self.errors = error.errors()
+
+
+@dataclass(frozen=True)
+class JobContext(Generic[DataT]):
+    """Everything a handler gets for one run of one job."""
+
+    app: ServerApp
+    logger: logging.LoggerAdapter[logging.Logger]
+    job_id: str
+    type: str
+    user_id: int | None
+    data: DataT
+    attempt: int
+
+
+AsyncHandler = Callable[[JobContext[Any]], Awaitable[Any]]
+BlockingHandler = Callable[[JobContext[Any]], Any]
+
+
+@dataclass(frozen=True)
+class JobDefinition(Generic[DataT]):
+    """A job type: its name, data model, BullMQ priority (lower runs first) and handler.
+
+    A handler that blocks (CPU work, synchronous libraries) is declared `blocking=True` and
+    runs in a thread, so the event loop keeps renewing job locks meanwhile.
+    """
+
+    name: str
+    model: type[DataT]
+    priority: int
+    handler: AsyncHandler | BlockingHandler
+    blocking: bool = False
+    description: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def parse(self, data: Any) -> DataT:
+        """Validate `data` against the model; raises JobValidationError naming each bad field."""
+        try:
+            return self.model.model_validate(data if data is not None else {})
+        except ValidationError as exc:
+            raise JobValidationError(self.name, exc) from None
+
+    async def run(self, context: JobContext[DataT]) -> Any:
+        if self.blocking:
+            return await asyncio.to_thread(self.handler, context)
+        return await self.handler(context)  # type: ignore[misc]

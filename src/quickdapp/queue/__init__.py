@@ -1,0 +1,1 @@
+"""The BullMQ side: Redis connections, the `jobs` queue, QueueManager and the processor."""

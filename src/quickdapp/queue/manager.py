@@ -1,0 +1,258 @@
+"""QueueManager: the one way in for jobs (submit, cron schedules) and the queue's health."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import uuid4
+
+from bullmq import Queue, QueueEvents
+from pydantic import BaseModel
+
+from quickdapp.config import Settings
+from quickdapp.jobs.registry import JobRegistry
+from quickdapp.queue.cron import validate_cron_pattern
+from quickdapp.queue.queues import QUEUE_NAME, create_queue, default_job_options
+from quickdapp.queue.redis import RedisHealth, redis_health
+
+logger = logging.getLogger(__name__)
+
+EVENTS_BLOCK_MS = 1_000
+JOB_STATES = ("waiting", "prioritized", "active", "delayed", "completed", "failed", "paused")
+
+
+@dataclass(frozen=True)
+class QueueHealth:
+    """Counts, never job lists: cheap enough to call on every health probe."""
+
+    queue: str
+    counts: dict[str, int]
+    paused: bool
+    workers: int
+    redis: RedisHealth
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CronJob:
+    """One job scheduler as stored in Redis."""
+
+    key: str
+    type: str
+    pattern: str | None
+    tz: str | None
+    next_run: datetime | None
+    data: Any
+
+
+class QueueManager:
+    """Submits typed jobs to the `jobs` queue and manages its cron schedules.
+
+    Data is validated against the job type's model before anything reaches Redis: an
+    unknown type or bad data raises, and nothing is enqueued.
+    """
+
+    def __init__(self, settings: Settings, registry: JobRegistry) -> None:
+        self._settings = settings
+        self._registry = registry
+        self.queue: Queue = create_queue(settings)
+        self._events: QueueEvents | None = None
+        self._events_task: asyncio.Task[None] | None = None
+
+    def _payload(self, job_type: str, data: Any, user_id: int | None) -> dict[str, Any]:
+        definition = self._registry.get(job_type)
+        if isinstance(data, BaseModel):
+            data = data.model_dump(by_alias=True)
+        model = definition.parse(data)
+        if user_id is not None and (not isinstance(user_id, int) or isinstance(user_id, bool)):
+            raise TypeError(f"user_id must be an integer or None, got {user_id!r}")
+        return {
+            "userId": user_id,
+            "data": model.model_dump(mode="json", by_alias=True, exclude_none=True),
+        }
+
+    def _options(self, job_type: str, **overrides: Any) -> dict[str, Any]:
+        definition = self._registry.get(job_type)
+        options = {**default_job_options(self._settings), "priority": definition.priority}
+        options.update(definition.options)
+        options.update({k: v for k, v in overrides.items() if v is not None})
+        return options
+
+    async def submit_job(
+        self,
+        job_type: str,
+        data: Any = None,
+        user_id: int | None = None,
+        *,
+        delay: int | None = None,
+        job_id: str | None = None,
+        attempts: int | None = None,
+        priority: int | None = None,
+        backoff: dict[str, Any] | int | None = None,
+    ) -> str:
+        """Validate and enqueue one job; returns its id.
+
+        `delay` is in milliseconds. A `job_id` that already exists is not added twice (the
+        existing job's id is returned), which makes submissions idempotent.
+        """
+        payload = self._payload(job_type, data, user_id)
+        if delay is not None and (not isinstance(delay, int) or delay < 0):
+            raise ValueError(f"delay must be a non-negative integer of milliseconds, got {delay!r}")
+        if attempts is not None and (not isinstance(attempts, int) or attempts < 1):
+            raise ValueError(f"attempts must be a positive integer, got {attempts!r}")
+        if priority is not None and not (isinstance(priority, int) and 1 <= priority <= 2_097_152):
+            raise ValueError(f"priority must be an integer in 1..2097152, got {priority!r}")
+        if job_id is not None and (not job_id or ":" in job_id or job_id.isdigit()):
+            raise ValueError(
+                f"job_id must be a non-empty, non-numeric string without ':', got {job_id!r}"
+            )
+        options = self._options(
+            job_type,
+            delay=delay,
+            jobId=job_id or uuid4().hex,
+            attempts=attempts,
+            priority=priority,
+            backoff=backoff,
+        )
+        job = await self.queue.add(job_type, payload, options)
+        logger.info("submitted %s job %s (priority %s)", job_type, job.id, options["priority"])
+        return str(job.id)
+
+    async def schedule_cron_job(
+        self,
+        job_type: str,
+        pattern: str,
+        data: Any = None,
+        key: str | None = None,
+        tz: str | None = None,
+        user_id: int | None = None,
+    ) -> CronJob:
+        """Create or update the job scheduler `key` (default: the job type) to run on `pattern`.
+
+        Patterns have 5 fields, or 6 with seconds first (`*/3 * * * * *`). Upserting the same
+        key again replaces its pattern and data, so repeated start-ups never duplicate it.
+        """
+        validate_cron_pattern(pattern, tz)
+        payload = self._payload(job_type, data, user_id)
+        key = key or job_type
+        repeat: dict[str, Any] = {"pattern": pattern}
+        if tz:
+            repeat["tz"] = tz
+        await self.queue.upsertJobScheduler(key, repeat, job_type, payload, self._options(job_type))
+        logger.info("scheduled %s as %r on %r", job_type, key, pattern)
+        scheduled = await self.get_cron_job(key)
+        assert scheduled is not None, "a scheduler just written must be readable"
+        return scheduled
+
+    async def remove_cron_job(self, key: str) -> bool:
+        """Remove the job scheduler `key` and its pending run; True when there was one."""
+        existed = bool(await self.queue.isJobScheduler(key))
+        if existed:
+            await self.queue.removeJobScheduler(key)
+            logger.info("removed schedule %r", key)
+        return existed
+
+    async def get_cron_job(self, key: str) -> CronJob | None:
+        record = await self.queue.getJobScheduler(key)
+        return _cron_job(record) if record else None
+
+    async def list_cron_jobs(self) -> list[CronJob]:
+        """Every job scheduler, soonest next run first."""
+        return [_cron_job(record) for record in await self.queue.getJobSchedulers(asc=True)]
+
+    async def get_health(self) -> QueueHealth:
+        """Job counts per state, the paused flag, connected workers and Redis health."""
+        health = await redis_health(self.queue.client)
+        if not health.ok:
+            return QueueHealth(QUEUE_NAME, {}, False, 0, health, [f"Redis: {health.error}"])
+        counts = await self.queue.getJobCounts(*JOB_STATES)
+        paused = await self.queue.isPaused()
+        workers = await self.queue.get_workers_count()
+        warnings = list(health.warnings)
+        if workers == 0:
+            warnings.append("no worker is connected to the queue: jobs will wait")
+        return QueueHealth(
+            QUEUE_NAME,
+            {s: int(counts.get(s, 0)) for s in JOB_STATES},
+            paused,
+            workers,
+            health,
+            warnings,
+        )
+
+    async def wait_until_finished(self, job_id: str, timeout: float) -> dict[str, Any]:
+        """Wait for job `job_id` to complete or fail; returns its state and result or reason.
+
+        Listens to the queue's events first and only then reads the job's state, so a job that
+        finishes in between is not missed. Raises TimeoutError after `timeout` seconds.
+        """
+        events = await self._queue_events()
+        finished: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+
+        def settle(state: str) -> Any:
+            def listener(args: dict[str, Any], _event_id: str) -> None:
+                if not finished.done():
+                    finished.set_result({"state": state, **args})
+
+            return listener
+
+        listeners = [(f"{state}:{job_id}", settle(state)) for state in ("completed", "failed")]
+        for event, listener in listeners:
+            events.on(event, listener)
+        try:
+            state = await self.queue.getJobState(job_id)
+            if state == "unknown":
+                raise LookupError(f"no job {job_id!r} in queue {QUEUE_NAME!r}")
+            if state in ("completed", "failed"):
+                return _finished_from_job(await self.queue.getJob(job_id), state)
+            return await asyncio.wait_for(finished, timeout)
+        finally:
+            for event, listener in listeners:
+                events.off(event, listener)
+
+    async def _queue_events(self) -> QueueEvents:
+        """One event consumer per manager, started on first use and shared by every wait."""
+        if self._events is None:
+            # Start from the stream's current end, fixed now, so nothing published after this
+            # line is missed however late the consumer's first XREAD goes out.
+            newest = await self.queue.client.xrevrange(self.queue.keys["events"], count=1)
+            self._events = QueueEvents(
+                QUEUE_NAME,
+                {
+                    "connection": self._settings.redis_url,
+                    "autorun": False,
+                    "lastEventId": newest[0][0] if newest else "0-0",
+                    # close() waits out a blocking read: keep it short.
+                    "blockingTimeout": EVENTS_BLOCK_MS,
+                },
+            )
+            self._events_task = asyncio.create_task(self._events.run())
+        return self._events
+
+    async def close(self) -> None:
+        if self._events is not None:
+            await self._events.close()
+            self._events = None
+        await self.queue.close()
+
+
+def _finished_from_job(job: Any, state: str) -> dict[str, Any]:
+    if state == "completed":
+        return {"state": state, "jobId": job.id, "returnvalue": job.returnvalue}
+    return {"state": state, "jobId": job.id, "failedReason": job.failedReason}
+
+
+def _cron_job(record: dict[str, Any]) -> CronJob:
+    next_ms = record.get("next")
+    template = record.get("template") or {}
+    return CronJob(
+        key=record["key"],
+        type=record.get("name") or "",
+        pattern=record.get("pattern"),
+        tz=record.get("tz"),
+        next_run=datetime.fromtimestamp(int(next_ms) / 1000, UTC) if next_ms else None,
+        data=(template.get("data") or {}).get("data"),
+    )

@@ -1,0 +1,1 @@
+"""Worker processes: each runs a bullmq Worker on the `jobs` queue."""
