@@ -57,7 +57,7 @@ async def record_job_execution(
         "created_at": execution.completed_at,
     }
     async with sessions.begin() as session:
-        insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+        insert = pg_insert if _dialect(session) == "postgresql" else sqlite_insert
         statement = insert(WorkerJob).values(**values)
         await session.execute(statement.on_conflict_do_nothing(index_elements=["job_id", "attempt"]))
 
@@ -142,7 +142,7 @@ async def get_job_metrics(
     if type is not None:
         conditions.append(WorkerJob.type == type)
     async with sessions() as session:
-        if session.bind.dialect.name == "postgresql":
+        if _dialect(session) == "postgresql":
             rows = (await session.execute(_metrics_with_percentiles(conditions))).all()
             return [
                 JobMetrics(
@@ -177,6 +177,10 @@ async def get_job_metrics(
         )
         for job_type, values in sorted(durations.items())
     ]
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
 
 
 def _metrics_with_percentiles(conditions: list[Any]) -> Select[Any]:

@@ -82,4 +82,4 @@ class JobDefinition(Generic[DataT]):
     async def run(self, context: JobContext[DataT]) -> Any:
         if self.blocking:
             return await asyncio.to_thread(self.handler, context)
-        return await self.handler(context)  # type: ignore[misc]
+        return await self.handler(context)

@@ -1,0 +1,196 @@
+"""QueueManager: typed submission, priority routing, cron schedules, health."""
+
+from __future__ import annotations
+
+import pytest
+
+from quickdapp.app import ServerApp
+from quickdapp.jobs.registry import UnknownJobTypeError
+from quickdapp.jobs.types import JobValidationError
+from quickdapp.queue.cron import CronPatternError
+
+
+async def _queue_keys(app: ServerApp) -> list[str]:
+    return sorted(await app.redis.keys("bull:jobs:*"))
+
+
+@pytest.mark.parametrize(
+    ("job_type", "data", "problem"),
+    [
+        ("cleanupAuditLog", {}, "retentionDays: Field required"),
+        (
+            "cleanupAuditLog",
+            {"retentionDays": 0},
+            "retentionDays: Input should be greater than or equal to 1",
+        ),
+        ("cleanupAuditLog", {"retentionDays": "30"}, "retentionDays: Input should be a valid integer"),
+        ("watchChain", {"fromBlock": -1}, "fromBlock: Input should be greater than or equal to 0"),
+        ("watchChain", {"fromBlok": 5}, "fromBlok: Extra inputs are not permitted"),
+        ("deployMulticall3", {"forceRedeploy": "yes"}, "forceRedeploy: Input should be a valid boolean"),
+        ("deployMulticall3", [1, 2], "(data): Input should be a valid dictionary"),
+    ],
+)
+async def test_bad_data_is_refused_naming_the_field_and_nothing_is_enqueued(
+    app: ServerApp, job_type: str, data: object, problem: str
+) -> None:
+    with pytest.raises(JobValidationError) as refused:
+        await app.queue_manager.submit_job(job_type, data)
+
+    assert f"invalid data for job type {job_type!r}" in str(refused.value)
+    assert problem in str(refused.value)
+    assert await _queue_keys(app) == []
+
+
+async def test_unknown_type_is_refused_listing_the_known_ones(app: ServerApp) -> None:
+    with pytest.raises(
+        UnknownJobTypeError, match="unknown job type 'mintNft'; known types: .*watchChain"
+    ):
+        await app.queue_manager.submit_job("mintNft", {})
+    assert await _queue_keys(app) == []
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ({"delay": -5}, "delay must be a non-negative integer"),
+        ({"attempts": 0}, "attempts must be a positive integer"),
+        ({"priority": 0}, "priority must be an integer in 1..2097152"),
+        ({"job_id": "42"}, "job_id must be a non-empty, non-numeric string"),
+        ({"job_id": "a:b"}, "without ':'"),
+    ],
+)
+async def test_bad_options_are_refused_and_nothing_is_enqueued(
+    app: ServerApp, options: dict[str, object], problem: str
+) -> None:
+    with pytest.raises(ValueError, match=problem):
+        await app.queue_manager.submit_job("cleanupAuditLog", {"retentionDays": 3}, **options)
+    assert await _queue_keys(app) == []
+
+
+async def test_each_type_is_routed_with_its_priority_and_default_options(app: ServerApp) -> None:
+    manager = app.queue_manager
+    # type: (data submitted, data stored with defaults filled in, priority)
+    expected = {
+        "watchChain": ({}, {}, 1),
+        "deployMulticall3": ({}, {"forceRedeploy": False}, 5),
+        "cleanupAuditLog": ({"retentionDays": 7}, {"retentionDays": 7}, 10),
+    }
+    for job_type, (data, stored, priority) in expected.items():
+        job = await manager.queue.getJob(await manager.submit_job(job_type, data, user_id=12))
+        assert job.priority == priority
+        assert job.data == {"userId": 12, "data": stored}
+        assert job.opts["attempts"] == app.settings.worker_queue_job_attempts
+        assert job.opts["backoff"] == {"type": "exponential", "delay": 2000}
+        assert job.opts["removeOnComplete"] == {"age": 3600, "count": 100}
+        assert job.opts["removeOnFail"] == {"age": 86400, "count": 500}
+    counts = await manager.queue.getJobCounts("prioritized", "waiting")
+    assert counts == {"prioritized": 3, "waiting": 0}
+
+
+async def test_a_job_id_is_submitted_once(app: ServerApp) -> None:
+    manager = app.queue_manager
+    first = await manager.submit_job("deployMulticall3", {}, job_id="deploy-multicall3")
+    second = await manager.submit_job("deployMulticall3", {}, job_id="deploy-multicall3")
+    assert first == second == "deploy-multicall3"
+    assert (await manager.get_health()).counts["prioritized"] == 1
+
+
+async def test_cron_schedule_add_update_remove(app: ServerApp) -> None:
+    manager = app.queue_manager
+    added = await manager.schedule_cron_job(
+        "cleanupAuditLog", "0 3 * * *", {"retentionDays": 30}, key="cleanup-audit-log"
+    )
+    assert (added.key, added.type, added.pattern) == (
+        "cleanup-audit-log",
+        "cleanupAuditLog",
+        "0 3 * * *",
+    )
+    assert added.data == {"retentionDays": 30}
+    assert added.next_run is not None and (added.next_run.hour, added.next_run.minute) == (3, 0)
+
+    updated = await manager.schedule_cron_job(
+        "cleanupAuditLog", "*/10 * * * * *", {"retentionDays": 7}, key="cleanup-audit-log"
+    )
+    assert updated.pattern == "*/10 * * * * *"
+    assert updated.data == {"retentionDays": 7}
+    assert [job.key for job in await manager.list_cron_jobs()] == ["cleanup-audit-log"]
+    assert (await manager.get_health()).counts["delayed"] == 1  # one pending run, not two
+
+    assert await manager.remove_cron_job("cleanup-audit-log") is True
+    assert await manager.remove_cron_job("cleanup-audit-log") is False
+    assert await manager.list_cron_jobs() == []
+
+
+@pytest.mark.parametrize(
+    ("pattern", "problem"),
+    [
+        ("* * * *", "has 4 fields"),
+        ("* * * * * * *", "has 7 fields"),
+        ("61 * * * *", "is not valid"),
+        ("*/3 * * * * * ", None),
+    ],
+)
+async def test_cron_patterns_are_checked_before_anything_is_written(
+    app: ServerApp, pattern: str, problem: str | None
+) -> None:
+    manager = app.queue_manager
+    if problem is None:
+        await manager.schedule_cron_job("watchChain", pattern, {}, key="k")
+        assert len(await manager.list_cron_jobs()) == 1
+        return
+    with pytest.raises(CronPatternError, match=problem):
+        await manager.schedule_cron_job("watchChain", pattern, {}, key="k")
+    assert await _queue_keys(app) == []
+
+
+async def test_bad_time_zone_and_bad_data_write_no_schedule(app: ServerApp) -> None:
+    manager = app.queue_manager
+    with pytest.raises(CronPatternError, match="unknown time zone 'Mars/Olympus'"):
+        await manager.schedule_cron_job("watchChain", "* * * * *", {}, key="k", tz="Mars/Olympus")
+    with pytest.raises(JobValidationError):
+        await manager.schedule_cron_job("cleanupAuditLog", "* * * * *", {"retentionDays": 0}, key="k")
+    assert await _queue_keys(app) == []
+
+
+async def test_health_counts_each_state_without_listing_jobs(app: ServerApp) -> None:
+    manager = app.queue_manager
+    await manager.submit_job("cleanupAuditLog", {"retentionDays": 1})
+    await manager.submit_job("watchChain", {})
+    await manager.submit_job("watchChain", {}, delay=60_000)
+
+    health = await manager.get_health()
+
+    assert health.counts == {
+        "waiting": 0,
+        "prioritized": 2,
+        "active": 0,
+        "delayed": 1,
+        "completed": 0,
+        "failed": 0,
+        "paused": 0,
+    }
+    assert health.paused is False
+    assert health.workers == 0
+    assert "no worker is connected to the queue: jobs will wait" in health.warnings
+    assert health.redis.ok and health.redis.maxmemory_policy == "noeviction"
+    assert health.redis.version
+
+    await manager.queue.pause()
+    assert (await manager.get_health()).paused is True
+
+
+async def test_wait_until_finished_reports_failure_and_unknown_jobs(
+    app: ServerApp, start_worker
+) -> None:  # type: ignore[no-untyped-def]
+    await start_worker()
+    job_id = await app.queue_manager.submit_job("flaky", {"failures": 5, "message": "boom"}, attempts=1)
+
+    outcome = await app.queue_manager.wait_until_finished(job_id, timeout=10)
+
+    assert outcome["state"] == "failed"
+    assert "boom (attempt 1)" in outcome["failedReason"]
+    # Asking again after the fact reads the finished job instead of waiting.
+    again = await app.queue_manager.wait_until_finished(job_id, timeout=1)
+    assert again["state"] == "failed"
+    with pytest.raises(LookupError, match="no job 'nope'"):
+        await app.queue_manager.wait_until_finished("nope", timeout=1)

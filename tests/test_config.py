@@ -1,0 +1,68 @@
+"""Settings: defaults, `cpus`, and start-up errors that name the variable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from quickdapp.config import SettingsError, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_test_settings_are_what_the_harness_expects() -> None:
+    settings = load_settings(ROOT / ".env.test")
+    assert settings.redis_url.endswith(":6380/0") or "REDIS_URL" in os.environ
+    assert (settings.worker_count, settings.worker_queue_concurrency) == (1, 1)
+    assert (settings.worker_queue_job_attempts, settings.worker_queue_stalled_interval) == (1, 5000)
+
+
+def test_cpus_means_one_process_per_cpu() -> None:
+    settings = load_settings(None, worker_count="cpus")
+    assert settings.worker_processes == (os.cpu_count() or 1)
+
+
+def test_plain_postgres_urls_get_the_async_driver() -> None:
+    settings = load_settings(None, database_url="postgresql://u@db/app")
+    assert settings.database_url == "postgresql+asyncpg://u@db/app"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("worker_count", "lots", "WORKER_COUNT='lots': expected a positive integer, or 'cpus'"),
+        ("worker_queue_concurrency", 0, "WORKER_QUEUE_CONCURRENCY=0: expected a positive integer"),
+        (
+            "redis_url",
+            "localhost:6379",
+            "REDIS_URL='localhost:6379': expected a redis:// or rediss:// URL",
+        ),
+        ("database_url", "mysql://x", "DATABASE_URL='mysql://x': expected an SQLAlchemy async URL"),
+        ("log_level", "LOUD", "LOG_LEVEL='LOUD': expected one of DEBUG, INFO"),
+    ],
+)
+def test_an_invalid_value_names_the_variable_and_what_it_accepts(
+    variable: str, value: object, expected: str
+) -> None:
+    with pytest.raises(SettingsError) as error:
+        load_settings(None, **{variable: value})
+    assert expected in str(error.value)
+    assert str(error.value).count(variable.upper() + "=") == 1
+
+
+def test_the_cli_refuses_to_start_on_a_bad_value(tmp_path: Path) -> None:
+    env = {**os.environ, "WORKER_QUEUE_JOB_ATTEMPTS": "three"}
+    done = subprocess.run(
+        [sys.executable, "-m", "quickdapp.cli", "--env-file", str(tmp_path / "none"), "health"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert done.returncode == 2
+    assert "WORKER_QUEUE_JOB_ATTEMPTS='three': expected a positive integer" in done.stderr
