@@ -55,7 +55,7 @@ async def one_run(redis_url: str, folder: Path, jobs: int, concurrency: int) -> 
         began = time.perf_counter()
         worker = asyncio.create_task(run_worker(app, stop))
         # Completed jobs are trimmed to the last 100, so wait for the queue to empty instead.
-        while sum((await app.queue_manager.queue.getJobCounts(*PENDING)).values()):  # noqa: ASYNC110
+        while sum((await app.queue_manager.queue.getJobCounts(*PENDING)).values()):
             await asyncio.sleep(0.01)
         elapsed = time.perf_counter() - began
         stop.set()

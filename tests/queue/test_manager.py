@@ -8,6 +8,7 @@ from quickdapp.app import ServerApp
 from quickdapp.jobs.registry import UnknownJobTypeError
 from quickdapp.jobs.types import JobValidationError
 from quickdapp.queue.cron import CronPatternError
+from tests.conftest import StartWorker
 
 
 async def _queue_keys(app: ServerApp) -> list[str]:
@@ -194,3 +195,11 @@ async def test_wait_until_finished_reports_failure_and_unknown_jobs(
     assert again["state"] == "failed"
     with pytest.raises(LookupError, match="no job 'nope'"):
         await app.queue_manager.wait_until_finished("nope", timeout=1)
+
+
+async def test_health_counts_workers_not_connections(app: ServerApp, start_worker: StartWorker) -> None:
+    await start_worker()
+    await start_worker()
+    health = await app.queue_manager.get_health()
+    assert health.workers == 2
+    assert health.warnings == []

@@ -170,7 +170,8 @@ class QueueManager:
             return QueueHealth(QUEUE_NAME, {}, False, 0, health, [f"Redis: {health.error}"])
         counts = await self.queue.getJobCounts(*JOB_STATES)
         paused = await self.queue.isPaused()
-        workers = await self.queue.get_workers_count()
+        # Each Worker holds two named connections (commands and blocking pop): count names.
+        workers = len({client["rawname"] for client in await self.queue.get_workers()})
         warnings = list(health.warnings)
         if workers == 0:
             warnings.append("no worker is connected to the queue: jobs will wait")

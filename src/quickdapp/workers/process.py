@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
 from typing import Any
+from uuid import uuid4
 
 from bullmq import Worker
 
@@ -27,8 +30,8 @@ def create_worker(app: ServerApp, *, name: str | None = None) -> Worker:
         "maxStalledCount": settings.worker_queue_max_stalled_count,
         "autorun": False,
     }
-    if name:
-        options["name"] = name
+    # A name per Worker, so health can tell workers apart from their several connections.
+    options["name"] = name or f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:6]}"
     worker = Worker(QUEUE_NAME, JobProcessor(app, app.registry), options)
     errors = _ErrorLog()
     worker.on("error", errors)
@@ -37,13 +40,19 @@ def create_worker(app: ServerApp, *, name: str | None = None) -> Worker:
 
 
 async def start_worker(worker: Worker) -> asyncio.Task[None]:
-    """Start `worker`'s loop, after the one step that makes delays precise.
+    """Start `worker`'s loop and return once it runs, registered under its name in Redis.
 
-    bullmq rounds blocking waits up to whole seconds until the blocking connection knows the
-    server's version; reading it before `run()` lets delayed jobs start within milliseconds.
+    Reading the server's version first is the one step that makes delays precise: bullmq rounds
+    blocking waits up to whole seconds until the blocking connection knows it. Returning only
+    once the loop runs keeps a quick close() from racing the loop's own start-up.
     """
     await worker.blockingRedisConnection.getRedisVersion()
-    return asyncio.create_task(worker.run(), name=f"worker {worker.id}")
+    task = asyncio.create_task(worker.run(), name=f"worker {worker.id}")
+    while not worker.running and not task.done():
+        await asyncio.sleep(0.005)
+    if task.done():
+        task.result()  # a worker that could not start raises here
+    return task
 
 
 async def run_worker(app: ServerApp, stop: asyncio.Event, *, name: str | None = None) -> None:

@@ -1,0 +1,64 @@
+"""`quickdapp worker` as a real process: SIGTERM lets active jobs finish and takes no new ones."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from quickdapp.app import ServerApp
+from quickdapp.config import Settings
+from quickdapp.db.audit import get_job_history
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def _until(condition, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(timeout):
+        while not await condition():
+            await asyncio.sleep(0.05)
+
+
+async def test_sigterm_finishes_the_active_job_and_leaves_the_rest_waiting(
+    app: ServerApp, settings: Settings
+) -> None:
+    env = {
+        **os.environ,
+        "REDIS_URL": settings.redis_url,
+        "DATABASE_URL": settings.database_url,
+        "JOB_MODULES": "tests.helpers.jobs",
+        "WORKER_QUEUE_CONCURRENCY": "1",
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "quickdapp.cli", "--env-file", str(ROOT / ".env.test"), "worker"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        manager = app.queue_manager
+        running = await manager.submit_job("sleep", {"ms": 1500})
+        waiting = await manager.submit_job("sleep", {"ms": 10})
+
+        async def active() -> bool:
+            return await manager.queue.getJobState(running) == "active"
+
+        await _until(active)
+        worker.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.to_thread(worker.communicate, timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+
+    assert worker.returncode == 0, output
+    assert await manager.queue.getJobState(running) == "completed"
+    assert await manager.queue.getJobState(waiting) == "prioritized"
+    rows = (await get_job_history(app.sessions)).items
+    assert [(r.job_id, r.status) for r in rows] == [(running, "completed")]
+    assert "SIGTERM received: finishing active jobs" in output
