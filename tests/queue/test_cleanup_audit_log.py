@@ -10,7 +10,7 @@ from quickdapp.app import ServerApp
 from quickdapp.db.audit import JobExecution, delete_job_history_before, record_job_execution
 from quickdapp.db.schema import WorkerJob
 from tests.conftest import StartWorker
-from tests.queue.test_cron import eventually
+from tests.helpers.waiting import eventually
 
 
 async def add_row(app: ServerApp, job_id: str, created_at: datetime, attempt: int = 1) -> None:

@@ -8,8 +8,6 @@ import json
 import os
 import signal
 import sys
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,14 +27,7 @@ from quickdapp.queue.manager import QueueManager
 from quickdapp.queue.schedules import DEFAULT_JOBS, OWNER, setup_default_jobs
 from tests.conftest import ROOT, StartWorker
 from tests.helpers.jobs import RUNS_KEY
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
+from tests.helpers.waiting import eventually
 
 
 async def runs(app: ServerApp) -> list[dict[str, Any]]:
