@@ -130,6 +130,7 @@ async def test_removal_deletes_the_pending_delayed_run(app: ServerApp) -> None:
     assert await manager.remove_cron_job("nightly") is True
 
     assert await manager.queue.getJobState(pending) == "unknown"
+    assert await app.redis.exists(manager.queue.toKey(pending)) == 0
     assert await manager.list_cron_jobs() == []
     assert await pending_counts(manager) == {"waiting": 0, "prioritized": 0, "delayed": 0, "active": 0}
     assert await manager.remove_cron_job("nightly") is False
@@ -147,6 +148,7 @@ async def test_removal_deletes_a_pending_run_that_is_already_due(app: ServerApp)
     assert await manager.remove_cron_job("every-second") is True
 
     assert await manager.queue.getJobState(pending) == "unknown"
+    assert await app.redis.exists(manager.queue.toKey(pending)) == 0
     assert await pending_counts(manager) == {"waiting": 0, "prioritized": 0, "delayed": 0, "active": 0}
 
 
