@@ -1,4 +1,4 @@
-"""The `quickdapp` command: dev, worker, submit, health, history, migrate."""
+"""The `quickdapp` command: dev, worker, submit, health, history, migrate, schedules."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from quickdapp.db import audit
 from quickdapp.db.migrate import upgrade
 from quickdapp.devtools.redis_manager import RedisManager, RedisUnavailableError
 from quickdapp.jobs.types import PermanentJobError
+from quickdapp.queue.schedules import setup_default_jobs
 from quickdapp.workers.process import run_worker
 
 logger = logging.getLogger("quickdapp")
@@ -78,14 +79,38 @@ def _parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="apply database migrations")
     migrate.set_defaults(command=_migrate)
+    _schedule_parsers(commands)
     return parser
+
+
+def _schedule_parsers(commands: Any) -> None:
+    schedules = commands.add_parser("schedules", help="list job schedulers and their next runs")
+    schedules.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    schedules.set_defaults(command=_schedules)
+
+    schedule = commands.add_parser("schedule", help="create or update a cron schedule")
+    schedule.add_argument("type", help="job type, e.g. cleanupAuditLog")
+    schedule.add_argument("pattern", help="cron pattern, 5 fields or 6 with seconds first")
+    schedule.add_argument("data", nargs="?", default="{}", help="job data as JSON (default {})")
+    schedule.add_argument("--key", help="scheduler key (default: the job type)")
+    schedule.add_argument("--tz", help="IANA time zone of the pattern (default UTC)")
+    schedule.set_defaults(command=_schedule)
+
+    unschedule = commands.add_parser("unschedule", help="remove a schedule and its pending run")
+    unschedule.add_argument("key", help="scheduler key")
+    unschedule.set_defaults(command=_unschedule)
 
 
 def _dev(settings: Settings, args: argparse.Namespace) -> int:
     with RedisManager(settings.redis_url, data_dir=DEV_REDIS_DIR, reuse=True):
         upgrade(settings.database_url)
         logger.info("database ready at %s", settings.database_url)
+        _with_app(settings, _setup_default_jobs)
         return _worker(settings, args)
+
+
+async def _setup_default_jobs(app: ServerApp) -> None:
+    await setup_default_jobs(app.queue_manager, app.settings)
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -142,6 +167,54 @@ def _history(settings: Settings, args: argparse.Namespace) -> int:
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     upgrade(settings.database_url)
     print(f"database at {settings.database_url} is up to date")
+    return 0
+
+
+def _schedules(settings: Settings, args: argparse.Namespace) -> int:
+    async def schedules(app: ServerApp) -> None:
+        jobs = await app.queue_manager.list_cron_jobs()
+        if args.json:
+            _print_json([asdict(job) for job in jobs])
+            return
+        rows = [("KEY", "TYPE", "PATTERN", "TZ", "NEXT RUN (UTC)", "DATA")]
+        for job in jobs:
+            next_run = job.next_run.strftime("%Y-%m-%d %H:%M:%S") if job.next_run else "-"
+            data = json.dumps(job.data, separators=(",", ":"))
+            rows.append((job.key, job.type, job.pattern or "-", job.tz or "-", next_run, data))
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+        for row in rows:
+            cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
+            print("  ".join([*cells, row[-1]]))
+
+    return _with_app(settings, schedules)
+
+
+def _schedule(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        data = json.loads(args.data)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"job data is not valid JSON: {exc}") from None
+
+    async def schedule(app: ServerApp) -> None:
+        job = await app.queue_manager.schedule_cron_job(args.type, args.pattern, data, args.key, args.tz)
+        next_run = job.next_run.isoformat() if job.next_run else "never"
+        print(f"scheduled {job.type} as {job.key!r} on {job.pattern!r}; next run {next_run}")
+
+    return _with_app(settings, schedule)
+
+
+def _unschedule(settings: Settings, args: argparse.Namespace) -> int:
+    removed = False
+
+    async def unschedule(app: ServerApp) -> None:
+        nonlocal removed
+        removed = await app.queue_manager.remove_cron_job(args.key)
+
+    _with_app(settings, unschedule)
+    if not removed:
+        print(f"quickdapp: no schedule {args.key!r}", file=sys.stderr)
+        return 1
+    print(f"removed schedule {args.key!r} and its pending run")
     return 0
 
 

@@ -24,6 +24,7 @@ ACCEPTS = {
     "DATABASE_URL": "an SQLAlchemy async URL: postgresql+asyncpg://... or sqlite+aiosqlite:///...",
     "LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
     "JOB_MODULES": "comma-separated importable module names, each with a JOBS list",
+    "AUDIT_LOG_RETENTION_DAYS": "a non-negative integer of days (0 turns the cleanup schedule off)",
 }
 
 
@@ -46,6 +47,7 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     log_level: LogLevel = "INFO"
     job_modules: str = ""
+    audit_log_retention_days: Annotated[int, Field(ge=0)] = 30
 
     @field_validator("redis_url")
     @classmethod

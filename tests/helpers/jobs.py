@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import time
 from typing import Any
 
@@ -45,6 +47,22 @@ async def flaky_job(ctx: JobContext[FlakyData]) -> dict[str, Any]:
     return {"succeeded_on_attempt": ctx.attempt}
 
 
+RUNS_KEY = "test:runs"
+
+
+class RecordData(JobData):
+    ms: int = Field(default=0, ge=0)
+
+
+async def record_run(ctx: JobContext[RecordData]) -> dict[str, Any]:
+    """Appends each execution (duplicates included) to a Redis list, then sleeps `ms`."""
+    began = time.time()
+    await asyncio.sleep(ctx.data.ms / 1000)
+    run = {"job_id": ctx.job_id, "pid": os.getpid(), "began": began, "ended": time.time()}
+    await ctx.app.redis.rpush(RUNS_KEY, json.dumps(run))
+    return {"pid": run["pid"]}
+
+
 JOBS = [
     JobDefinition(name="sleep", model=SleepData, priority=20, handler=sleep_job),
     JobDefinition(
@@ -52,4 +70,8 @@ JOBS = [
     ),
     JobDefinition(name="echo", model=EchoData, priority=20, handler=echo_job),
     JobDefinition(name="flaky", model=FlakyData, priority=20, handler=flaky_job),
+    JobDefinition(name="recordRun", model=RecordData, priority=20, handler=record_run),
+    JobDefinition(
+        name="exclusiveRecordRun", model=RecordData, priority=20, handler=record_run, exclusive=True
+    ),
 ]

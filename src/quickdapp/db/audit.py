@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -16,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from quickdapp.db.schema import WorkerJob
 
 Status = Literal["completed", "failed"]
+# Given job ids, returns those whose audit rows must not be deleted yet.
+KeepJobs = Callable[[set[str]], Awaitable[set[str]]]
 
 
 @dataclass(frozen=True)
@@ -208,24 +211,39 @@ def percentile(values: list[int], fraction: float) -> float:
 
 
 async def delete_job_history_before(
-    sessions: async_sessionmaker[AsyncSession], cutoff: datetime, *, batch_size: int = 1000
+    sessions: async_sessionmaker[AsyncSession],
+    cutoff: datetime,
+    *,
+    batch_size: int = 1000,
+    keep: KeepJobs | None = None,
 ) -> int:
     """Delete audit rows created before `cutoff`, `batch_size` per transaction; returns the count.
 
-    Small batches keep each transaction's locks short on a large table.
+    Small batches keep each transaction's locks short on a large table. `keep`, given the job
+    ids of a batch, returns those whose rows must stay (jobs still running); they are skipped.
     """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     deleted = 0
+    after_id = 0  # rows are walked in id order, so rows kept are not read again
     while True:
-        async with sessions.begin() as session:
-            batch = (
-                select(WorkerJob.id)
-                .where(WorkerJob.created_at < cutoff)
-                .order_by(WorkerJob.id)
-                .limit(batch_size)
-                .scalar_subquery()
-            )
-            result = await session.execute(delete(WorkerJob).where(WorkerJob.id.in_(batch)))
-        count = result.rowcount or 0  # type: ignore[attr-defined]
-        deleted += count
-        if count < batch_size:
+        async with sessions() as session:
+            rows = (
+                await session.execute(
+                    select(WorkerJob.id, WorkerJob.job_id)
+                    .where(WorkerJob.created_at < cutoff, WorkerJob.id > after_id)
+                    .order_by(WorkerJob.id)
+                    .limit(batch_size)
+                )
+            ).all()
+        if not rows:
+            return deleted
+        after_id = rows[-1].id
+        kept = await keep({row.job_id for row in rows}) if keep is not None else set()
+        ids = [row.id for row in rows if row.job_id not in kept]
+        if ids:
+            async with sessions.begin() as session:
+                result = await session.execute(delete(WorkerJob).where(WorkerJob.id.in_(ids)))
+            deleted += result.rowcount or 0  # type: ignore[attr-defined]
+        if len(rows) < batch_size:
             return deleted

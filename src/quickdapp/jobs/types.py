@@ -61,7 +61,8 @@ class JobDefinition(Generic[DataT]):
     """A job type: its name, data model, BullMQ priority (lower runs first) and handler.
 
     A handler that blocks (CPU work, synchronous libraries) is declared `blocking=True` and
-    runs in a thread, so the event loop keeps renewing job locks meanwhile.
+    runs in a thread, so the event loop keeps renewing job locks meanwhile. An `exclusive`
+    type runs at most once at a time across all workers; a run that would overlap is skipped.
     """
 
     name: str
@@ -71,6 +72,7 @@ class JobDefinition(Generic[DataT]):
     blocking: bool = False
     description: str = ""
     options: dict[str, Any] = field(default_factory=dict)
+    exclusive: bool = False
 
     def parse(self, data: Any) -> DataT:
         """Validate `data` against the model; raises JobValidationError naming each bad field."""

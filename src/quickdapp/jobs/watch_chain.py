@@ -23,5 +23,6 @@ WATCH_CHAIN = JobDefinition(
     model=WatchChainData,
     priority=1,
     handler=watch_chain,
+    exclusive=True,  # a run that outlasts its 3 s period must not overlap the next one
     description="Read new chain logs and notify users of their token events",
 )

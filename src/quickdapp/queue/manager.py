@@ -21,6 +21,7 @@ from quickdapp.queue.redis import RedisHealth, redis_health
 logger = logging.getLogger(__name__)
 
 EVENTS_BLOCK_MS = 1_000
+PENDING_STATES = ("waiting", "prioritized", "delayed", "paused")
 JOB_STATES = ("waiting", "prioritized", "active", "delayed", "completed", "failed", "paused")
 
 
@@ -46,6 +47,7 @@ class CronJob:
     tz: str | None
     next_run: datetime | None
     data: Any
+    owner: str | None = None
 
 
 class QueueManager:
@@ -73,6 +75,10 @@ class QueueManager:
             "userId": user_id,
             "data": model.model_dump(mode="json", by_alias=True, exclude_none=True),
         }
+
+    def job_data(self, job_type: str, data: Any) -> Any:
+        """`data` as a job of `job_type` stores it: validated, defaults filled in, in JSON form."""
+        return self._payload(job_type, data, None)["data"]
 
     def _options(self, job_type: str, **overrides: Any) -> dict[str, Any]:
         definition = self._registry.get(job_type)
@@ -129,15 +135,22 @@ class QueueManager:
         key: str | None = None,
         tz: str | None = None,
         user_id: int | None = None,
+        *,
+        owner: str | None = None,
     ) -> CronJob:
         """Create or update the job scheduler `key` (default: the job type) to run on `pattern`.
 
         Patterns have 5 fields, or 6 with seconds first (`*/3 * * * * *`). Upserting the same
         key again replaces its pattern and data, so repeated start-ups never duplicate it.
+        `owner` marks who manages the schedule (the default-jobs table marks its own).
         """
         validate_cron_pattern(pattern, tz)
         payload = self._payload(job_type, data, user_id)
         key = key or job_type
+        if ":" in key or not key.strip():
+            raise ValueError(f"schedule key must be non-empty and without ':', got {key!r}")
+        if owner is not None:
+            payload["owner"] = owner
         repeat: dict[str, Any] = {"pattern": pattern}
         if tz:
             repeat["tz"] = tz
@@ -148,12 +161,23 @@ class QueueManager:
         return scheduled
 
     async def remove_cron_job(self, key: str) -> bool:
-        """Remove the job scheduler `key` and its pending run; True when there was one."""
-        existed = bool(await self.queue.isJobScheduler(key))
-        if existed:
-            await self.queue.removeJobScheduler(key)
-            logger.info("removed schedule %r", key)
-        return existed
+        """Remove the job scheduler `key` and its pending run; True when there was one.
+
+        bullmq's removeJobScheduler deletes the pending run only while it is delayed. A run
+        already due (promoted to waiting or prioritized, not yet started) would still run, so it
+        is removed here as well; a run that has started is left to finish.
+        """
+        if not await self.queue.isJobScheduler(key):
+            return False
+        next_ms = await self.queue.client.zscore(self.queue.keys["repeat"], key)
+        await self.queue.removeJobScheduler(key)
+        if next_ms is not None:
+            pending = f"repeat:{key}:{int(next_ms)}"
+            if await self.queue.getJobState(pending) in PENDING_STATES:
+                # removeJob refuses an active (locked) job, should one start in between.
+                await self.queue.remove(pending)
+        logger.info("removed schedule %r", key)
+        return True
 
     async def get_cron_job(self, key: str) -> CronJob | None:
         record = await self.queue.getJobScheduler(key)
@@ -256,4 +280,5 @@ def _cron_job(record: dict[str, Any]) -> CronJob:
         tz=record.get("tz"),
         next_run=datetime.fromtimestamp(int(next_ms) / 1000, UTC) if next_ms else None,
         data=(template.get("data") or {}).get("data"),
+        owner=(template.get("data") or {}).get("owner"),
     )

@@ -16,6 +16,7 @@ from bullmq import UnrecoverableError
 from quickdapp.db.audit import JobExecution, Status, record_job_execution
 from quickdapp.jobs.registry import JobRegistry
 from quickdapp.jobs.types import JobContext, PermanentJobError
+from quickdapp.queue.exclusive import run_exclusive
 
 if TYPE_CHECKING:
     from quickdapp.app import ServerApp
@@ -81,6 +82,9 @@ class JobProcessor:
             data=model,
             attempt=attempt,
         )
+        if definition.exclusive:
+            ttl_ms = self._app.settings.worker_queue_lock_duration
+            return await run_exclusive(self._app.redis, definition, context, ttl_ms)
         return await definition.run(context)
 
     async def _record(
