@@ -120,3 +120,6 @@ async def start_worker(settings: Settings, registry: JobRegistry) -> AsyncIterat
         stop.set()
         await asyncio.wait_for(task, 30)
         await worker_app.close()
+
+
+pytest_plugins = ["tests.helpers.chain"]
