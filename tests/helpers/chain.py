@@ -7,7 +7,7 @@ sharing the session's chain never see each other's users.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ import pytest
 from eth_account import Account
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.contract import AsyncContract
+from web3.logs import DISCARD
 
 from quickdapp.config import Settings
 from quickdapp.devtools.anvil import (
@@ -66,6 +67,14 @@ def chain_settings(settings: Settings, rpc_url: str, factory: str | None = None)
             "factory_contract_address": factory,
         }
     )
+
+
+CHAIN_FIELDS = {"chain_rpc_url", "chain_id", "server_wallet_private_key", "factory_contract_address"}
+
+
+def chain_overrides(settings: Settings) -> dict[str, Any]:
+    """The chain settings of `settings`, as overrides for `start_worker`."""
+    return settings.model_dump(include=CHAIN_FIELDS)
 
 
 def chain_env(settings: Settings) -> dict[str, str]:
@@ -132,10 +141,26 @@ class Chain:
             {"from": creator}
         )
         receipt = await self.w3.eth.wait_for_transaction_receipt(tx_hash)
-        event = factory.events.ERC20NewToken().process_receipt(receipt)[0]
+        event = factory.events.ERC20NewToken().process_receipt(receipt, errors=DISCARD)[0]
         return self.contract("TestToken", event["args"]["token"]), tx_hash.to_0x_hex()
 
     async def transfer(self, token: AsyncContract, sender: str, to: str, value: int) -> str:
         tx_hash = await token.functions.transfer(to, value).transact({"from": sender})
         await self.w3.eth.wait_for_transaction_receipt(tx_hash)
         return str(tx_hash.to_0x_hex())
+
+
+@pytest.fixture
+async def chain(anvil: AnvilManager) -> AsyncIterator[Chain]:
+    """web3 on the session's anvil, for the test to act on the chain."""
+    connected = Chain.connect(anvil.url)
+    try:
+        yield connected
+    finally:
+        await connected.close()
+
+
+@pytest.fixture
+async def factory(chain: Chain) -> AsyncContract:
+    """A TestTokenFactory of this test's own."""
+    return await chain.deploy("TestTokenFactory", await chain.new_account())
