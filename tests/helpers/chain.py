@@ -7,7 +7,12 @@ sharing the session's chain never see each other's users.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +34,8 @@ from quickdapp.devtools.anvil import (
 )
 from tests.helpers.services import unavailable
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "contracts" / "artifacts"
+ROOT = Path(__file__).resolve().parent.parent.parent
+ARTIFACTS = ROOT / "tests" / "contracts" / "artifacts"
 ETHER = 10**18
 
 
@@ -164,3 +170,43 @@ async def chain(anvil: AnvilManager) -> AsyncIterator[Chain]:
 async def factory(chain: Chain) -> AsyncContract:
     """A TestTokenFactory of this test's own."""
     return await chain.deploy("TestTokenFactory", await chain.new_account())
+
+
+@contextmanager
+def worker_processes(
+    settings: Settings, count: int, log_dir: Path
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """`count` `quickdapp worker` subprocesses on the test's services; SIGTERMed after."""
+    env = {**os.environ, **chain_env(settings)}
+    processes = []
+    try:
+        for i in range(count):
+            log = (log_dir / f"worker-{i}.log").open("wb")
+            processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "quickdapp.cli",
+                        "--env-file",
+                        str(log_dir / "none.env"),
+                        "worker",
+                    ],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+            log.close()
+        yield processes
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

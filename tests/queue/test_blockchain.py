@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,9 +21,10 @@ from quickdapp.db.schema import Notification
 from quickdapp.db.settings_store import get_setting, set_setting
 from quickdapp.devtools.anvil import ANVIL_CHAIN_ID, AnvilManager, free_port
 from quickdapp.jobs.registry import JobRegistry
-from quickdapp.jobs.watch_chain import cursor_key
+from quickdapp.jobs.types import JobContext
+from quickdapp.jobs.watch_chain import WATCH_CHAIN, WatchChainData, cursor_key
 from tests.conftest import StartWorker
-from tests.helpers.chain import ETHER, Chain, chain_overrides, chain_settings
+from tests.helpers.chain import ETHER, Chain, chain_overrides, chain_settings, worker_processes
 
 CURSOR = cursor_key(ANVIL_CHAIN_ID)
 
@@ -248,15 +252,10 @@ async def test_an_rpc_outage_fails_the_run_and_loses_or_doubles_nothing(
     for _ in range(3):
         await chain.transfer(token, alice, factory.address, ETHER)
 
-    # The node goes away: a worker whose RPC URL points at a closed port.
+    # The node goes away: a run whose RPC URL points at a closed port.
     down = {**chain_overrides(chain_app.settings), "chain_rpc_url": f"http://127.0.0.1:{free_port()}"}
     down_app = await ServerApp.create(chain_app.settings.model_copy(update=down), registry)
     try:
-        import logging
-
-        from quickdapp.jobs.types import JobContext
-        from quickdapp.jobs.watch_chain import WATCH_CHAIN, WatchChainData
-
         context = JobContext(
             app=down_app,
             logger=logging.LoggerAdapter(logging.getLogger("test")),
@@ -301,3 +300,70 @@ async def test_watch_chain_outranks_cleanup_audit_log_when_both_wait(
 async def count_notifications(app: ServerApp) -> int:
     async with app.sessions() as session:
         return int(await session.scalar(select(func.count()).select_from(Notification)) or 0)
+
+
+async def test_two_worker_processes_with_the_schedule_notify_each_event_once(
+    chain_app: ServerApp, chain: Chain, factory: AsyncContract, tmp_path: Path
+) -> None:
+    manager = chain_app.queue_manager
+    settings = chain_app.settings.model_copy(update={"worker_queue_concurrency": 2})
+    alice, bob = await chain.new_account(), await chain.new_account()
+    await add_user(chain_app, alice)
+    await add_user(chain_app, bob)
+    start = await chain.head() + 1
+    with worker_processes(settings, 2, tmp_path) as processes:
+        await wait_for(lambda: _workers(manager), 2, timeout=60)
+        await manager.schedule_cron_job(
+            "watchChain", "* * * * * *", {"fromBlock": start}, key="watch-chain"
+        )
+        expected = 0
+        for i in range(4):
+            user = (alice, bob)[i % 2]
+            token, _ = await chain.create_token(factory, user, f"Token {i}", f"T{i}", 100 * ETHER)
+            expected += 1
+            for _ in range(3):
+                await chain.transfer(token, user, factory.address, ETHER)
+                expected += 1
+            # Extra runs beside the schedule's, so runs meet on the cursor.
+            for _ in range(4):
+                await manager.submit_job("watchChain", {"fromBlock": start})
+            await asyncio.sleep(0.4)
+        head = await chain.head()
+        await wait_for(lambda: _cursor(chain_app), head, timeout=30)
+        await manager.remove_cron_job("watch-chain")
+        assert all(process.poll() is None for process in processes), "a worker died"
+
+    rows = await notifications(chain_app)
+    assert len(rows) == expected
+    assert len({(row.tx_hash, row.log_index, row.kind) for row in rows}) == expected
+    history = (await get_job_history(chain_app.sessions, type="watchChain", limit=1000)).items
+    assert history, "the workers ran watchChain"
+    assert [row.error for row in history if row.status == "failed"] == []
+    # Runs that read blocks read disjoint ranges, together exactly start..head.
+    ranges = sorted(
+        (row.result["fromBlock"], row.result["toBlock"])
+        for row in history
+        if row.result.get("toBlock") is not None
+    )
+    assert ranges[0][0] == start and ranges[-1][1] == head
+    for (_, end), (next_start, _) in itertools.pairwise(ranges):
+        assert next_start == end + 1, f"overlapping or missing blocks: {ranges}"
+
+
+async def _workers(manager: Any) -> int:
+    return int(await manager.queue.get_workers_count())
+
+
+async def _cursor(app: ServerApp) -> int:
+    return int(await get_setting(app.sessions, CURSOR) or -1)
+
+
+async def wait_for(read: Any, target: int, timeout: float) -> None:
+    """Poll `read()` until it reaches `target`."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    value = await read()
+    while value < target:
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"waited {timeout}s: got {value}, wanted {target}")
+        await asyncio.sleep(0.1)
+        value = await read()
