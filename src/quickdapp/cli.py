@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from quickdapp.app import ServerApp
+from quickdapp.chain.startup import chain_health, start_chain_jobs
 from quickdapp.config import Settings, SettingsError, load_settings
 from quickdapp.db import audit
 from quickdapp.db.migrate import upgrade
+from quickdapp.devtools.anvil import AnvilUnavailableError, dev_anvil
 from quickdapp.devtools.redis_manager import RedisManager, RedisUnavailableError
 from quickdapp.jobs.types import PermanentJobError
 from quickdapp.workers.process import run_worker
@@ -25,6 +27,7 @@ from quickdapp.workers.process import run_worker
 logger = logging.getLogger("quickdapp")
 
 DEV_REDIS_DIR = Path(".data/redis")
+DEV_ANVIL_DIR = Path(".data/anvil")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,7 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result: int = args.command(settings, args)
         return result
-    except (PermanentJobError, ValueError, LookupError, RedisUnavailableError) as exc:
+    except (
+        PermanentJobError,
+        ValueError,
+        LookupError,
+        RedisUnavailableError,
+        AnvilUnavailableError,
+    ) as exc:
         print(f"quickdapp: {exc}", file=sys.stderr)
         return 2
 
@@ -82,9 +91,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _dev(settings: Settings, args: argparse.Namespace) -> int:
-    with RedisManager(settings.redis_url, data_dir=DEV_REDIS_DIR, reuse=True):
+    with (
+        RedisManager(settings.redis_url, data_dir=DEV_REDIS_DIR, reuse=True),
+        dev_anvil(settings, DEV_ANVIL_DIR),
+    ):
         upgrade(settings.database_url)
         logger.info("database ready at %s", settings.database_url)
+        _with_app(settings, start_chain_jobs)
         return _worker(settings, args)
 
 
@@ -119,7 +132,8 @@ def _health(settings: Settings, args: argparse.Namespace) -> int:
         nonlocal healthy
         report = await app.queue_manager.get_health()
         healthy = report.redis.ok
-        _print_json({**asdict(report), "redis": {**asdict(report.redis)}})
+        chain = await chain_health(app)
+        _print_json({**asdict(report), "redis": {**asdict(report.redis)}, "chain": chain})
 
     _with_app(settings, health)
     return 0 if healthy else 1

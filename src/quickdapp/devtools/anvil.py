@@ -15,10 +15,13 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import urlsplit
 
+from quickdapp.config import Settings
 from quickdapp.devtools.process import die_with_parent
 
 logger = logging.getLogger(__name__)
@@ -76,6 +79,7 @@ class AnvilManager:
         reuse: bool = True,
         block_time: float | None = None,
         log_file: Path | None = None,
+        state_file: Path | None = None,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https"):
@@ -87,6 +91,7 @@ class AnvilManager:
         self.reuse = reuse
         self.block_time = block_time
         self.log_file = log_file
+        self.state_file = state_file
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -128,7 +133,14 @@ class AnvilManager:
         ]
         if self.block_time is not None:
             command += ["--block-time", str(self.block_time)]
+        if self.state_file is not None:
+            # Kept across restarts (dumped on exit and every 30 s), so the chain and the
+            # stored watchChain cursor stay in step.
+            self.state_file.parent.mkdir(parents=True, exist_ok=True)
+            command += ["--state", str(self.state_file), "--state-interval", "30"]
         logger.info("starting %s on port %d (chain id %d)", binary, self.port, self.chain_id)
+        if self.log_file:
+            self.log_file.parent.mkdir(parents=True, exist_ok=True)
         output = self.log_file.open("ab") if self.log_file else subprocess.DEVNULL
         try:
             self.process = subprocess.Popen(
@@ -176,3 +188,23 @@ class AnvilManager:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+@contextmanager
+def dev_anvil(settings: Settings, data_dir: Path) -> Iterator[AnvilManager | None]:
+    """For `quickdapp dev`: a local anvil at CHAIN_RPC_URL when it is a local http:// URL where
+    nothing answers (stopped on exit); otherwise nothing is started."""
+    url = settings.chain_rpc_url
+    parts = urlsplit(url) if url else None
+    if parts is None or parts.scheme != "http" or parts.hostname not in LOCAL_HOSTS:
+        yield None
+        return
+    manager = AnvilManager(
+        url,  # type: ignore[arg-type]
+        chain_id=settings.chain_id or ANVIL_CHAIN_ID,
+        reuse=True,
+        log_file=data_dir / "anvil.log",
+        state_file=data_dir / "state.json",
+    )
+    with manager:
+        yield manager
