@@ -21,7 +21,7 @@ from quickdapp.db.schema import Notification, User, utcnow
 
 NOTIFICATIONS_CHANNEL = "notifications"
 EVENT_KEY = ["chain_id", "tx_hash", "log_index", "kind"]
-_INSERT_BATCH = 1_000  # rows per INSERT: well under asyncpg's 32,767 parameters
+_LOOKUP_BATCH = 1_000  # wallets per IN (...) list
 
 
 @dataclass(frozen=True)
@@ -54,10 +54,10 @@ async def users_by_wallet(session: AsyncSession, wallets: Iterable[str]) -> dict
     """Lower-case wallet address -> user id, for those of `wallets` that belong to a user."""
     wanted = sorted({wallet.lower() for wallet in wallets})
     found: dict[str, int] = {}
-    for start in range(0, len(wanted), _INSERT_BATCH):
+    for start in range(0, len(wanted), _LOOKUP_BATCH):
         rows = await session.execute(
             select(User.wallet_address, User.id).where(
-                User.wallet_address.in_(wanted[start : start + _INSERT_BATCH])
+                User.wallet_address.in_(wanted[start : start + _LOOKUP_BATCH])
             )
         )
         found.update({wallet: user_id for wallet, user_id in rows})
@@ -72,31 +72,29 @@ async def insert_notifications(
     One whose event key is already stored is skipped (ON CONFLICT DO NOTHING), so re-reading
     blocks never notifies twice.
     """
+    if not notifications:
+        return []
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stored: list[Notification] = []
     now = utcnow()
-    for start in range(0, len(notifications), _INSERT_BATCH):
-        values = [
-            {
-                "user_id": item.user_id,
-                "data": item.data,
-                "read": False,
-                "created_at": now,
-                "chain_id": item.chain_id,
-                "tx_hash": item.tx_hash,
-                "log_index": item.log_index,
-                "kind": item.kind,
-            }
-            for item in notifications[start : start + _INSERT_BATCH]
-        ]
-        statement = (
-            insert(Notification)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=EVENT_KEY)
-            .returning(Notification)
-        )
-        stored.extend((await session.scalars(statement)).all())
-    return stored
+    values = [
+        {
+            "user_id": item.user_id,
+            "data": item.data,
+            "read": False,
+            "created_at": now,
+            "chain_id": item.chain_id,
+            "tx_hash": item.tx_hash,
+            "log_index": item.log_index,
+            "kind": item.kind,
+        }
+        for item in notifications
+    ]
+    # One statement executed over all the rows: SQLAlchemy batches it ("insertmanyvalues")
+    # and caches its compiled form, where a literal multi-row VALUES is compiled every time.
+    statement = (
+        insert(Notification).on_conflict_do_nothing(index_elements=EVENT_KEY).returning(Notification)
+    )
+    return list((await session.scalars(statement, values)).all())
 
 
 def notification_message(row: Notification) -> str:

@@ -15,10 +15,9 @@ from collections import Counter
 from typing import Any
 
 from pydantic import Field
-from web3.types import LogReceipt
 
 from quickdapp.chain.client import ChainClient
-from quickdapp.chain.events.base import EventNotice, MalformedLogError
+from quickdapp.chain.events.base import ChainLog, EventNotice, MalformedLogError
 from quickdapp.chain.events.registry import EventRegistry
 from quickdapp.db.notifications import (
     NewNotification,
@@ -67,6 +66,13 @@ async def watch_chain(ctx: JobContext[WatchChainData]) -> dict[str, Any]:
             start = int(cursor.value) + 1
         else:
             start = ctx.data.from_block if ctx.data.from_block is not None else max(safe_head, 0)
+        if start > head + 1:
+            ctx.logger.warning(
+                "the stored cursor (block %d) is past the chain's head (%d): was the chain reset? "
+                "waiting for it to catch up",
+                start - 1,
+                head,
+            )
         if start > safe_head:
             return {"fromBlock": start, "toBlock": None, "head": head, "logs": 0, "notified": 0}
         end = min(safe_head, start + settings.chain_max_block_range - 1)
@@ -77,10 +83,10 @@ async def watch_chain(ctx: JobContext[WatchChainData]) -> dict[str, Any]:
         notifications = [
             NewNotification(
                 user_id=users[notice.wallet],
-                data={**notice.data, "chainId": chain_id, "blockNumber": int(log["blockNumber"])},
+                data={**notice.data, "chainId": chain_id, "blockNumber": log.block_number},
                 chain_id=chain_id,
-                tx_hash="0x" + bytes(log["transactionHash"]).hex(),
-                log_index=int(log["logIndex"]),
+                tx_hash=log.tx_hash,
+                log_index=log.log_index,
                 kind=notice.kind,
             )
             for log, notice in found
@@ -107,19 +113,24 @@ async def watch_chain(ctx: JobContext[WatchChainData]) -> dict[str, Any]:
 
 
 def _decode(
-    logs: list[LogReceipt],
+    logs: list[dict[str, Any]],
     events: EventRegistry,
     chain_id: int,
     log: logging.LoggerAdapter[logging.Logger],
-) -> tuple[list[tuple[LogReceipt, EventNotice]], dict[str, int]]:
+) -> tuple[list[tuple[ChainLog, EventNotice]], dict[str, int]]:
     """Each log that belongs to an enabled event and decodes; a malformed one is logged and skipped."""
-    found: list[tuple[LogReceipt, EventNotice]] = []
+    found: list[tuple[ChainLog, EventNotice]] = []
     counts: Counter[str] = Counter()
-    for entry in logs:
-        if entry.get("removed"):
+    for raw in logs:
+        try:
+            entry = ChainLog.from_json(raw)
+        except MalformedLogError as exc:
+            counts["malformed"] += 1
+            log.warning("skipping an unreadable log on chain %d: %s", chain_id, exc)
+            continue
+        if entry.removed:
             continue  # dropped by a reorg: not an event of the chain any more
-        topics = entry["topics"]
-        event = events.by_topic.get("0x" + bytes(topics[0]).hex()) if topics else None
+        event = events.by_topic.get("0x" + entry.topics[0].hex()) if entry.topics else None
         if event is None or not event.accepts(entry, events.settings):
             counts["ignored"] += 1
             continue
@@ -128,11 +139,11 @@ def _decode(
         except MalformedLogError as exc:
             counts["malformed"] += 1
             log.warning(
-                "skipping a malformed %s log (chain %d, tx %s, log %s): %s",
+                "skipping a malformed %s log (chain %d, tx %s, log %d): %s",
                 event.name,
                 chain_id,
-                "0x" + bytes(entry["transactionHash"]).hex(),
-                entry.get("logIndex"),
+                entry.tx_hash,
+                entry.log_index,
                 exc,
             )
     return found, {"ignored": counts["ignored"], "malformed": counts["malformed"]}

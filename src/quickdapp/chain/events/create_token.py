@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-from web3.types import LogReceipt
-
 from quickdapp.chain.events.base import (
     ChainEvent,
+    ChainLog,
     EventNotice,
     MalformedLogError,
     data_values,
     topic_address,
-    tx_hash,
 )
 from quickdapp.config import Settings
 
 KIND = "token_created"
 
 
-def decode(log: LogReceipt) -> EventNotice:
+def decode(log: ChainLog) -> EventNotice:
     token = topic_address(log, 1)
     creator = topic_address(log, 2)
-    if len(log["topics"]) != 3:
-        raise MalformedLogError(f"ERC20NewToken has 3 topics, this log {len(log['topics'])}")
+    if len(log.topics) != 3:
+        raise MalformedLogError(f"ERC20NewToken has 3 topics, this log {len(log.topics)}")
     name, symbol, initial_supply = data_values(log, ["string", "string", "uint256"])
     return EventNotice(
         kind=KIND,
@@ -34,7 +32,7 @@ def decode(log: LogReceipt) -> EventNotice:
             "symbol": symbol,
             "initialSupply": str(initial_supply),
             "creator": creator,
-            "txHash": tx_hash(log),
+            "txHash": log.tx_hash,
         },
     )
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from web3.types import LogReceipt
-
 from quickdapp.chain.events.base import (
     ChainEvent,
+    ChainLog,
     EventNotice,
     MalformedLogError,
+    checksum,
     data_values,
     topic_address,
-    tx_hash,
 )
 
 KIND = "token_transfer"
@@ -27,11 +26,11 @@ def format_amount(value: int, decimals: int) -> str:
     return f"{whole}.{fraction}"
 
 
-def decode(log: LogReceipt) -> EventNotice:
+def decode(log: ChainLog) -> EventNotice:
     sender = topic_address(log, 1)
     recipient = topic_address(log, 2)
-    if len(log["topics"]) != 3:
-        raise MalformedLogError(f"TokenTransferred has 3 topics, this log {len(log['topics'])}")
+    if len(log.topics) != 3:
+        raise MalformedLogError(f"TokenTransferred has 3 topics, this log {len(log.topics)}")
     value, name, symbol, decimals = data_values(log, ["uint256", "string", "string", "uint8"])
     amount = format_amount(value, decimals)
     return EventNotice(
@@ -40,7 +39,7 @@ def decode(log: LogReceipt) -> EventNotice:
         data={
             "kind": KIND,
             "message": f"Sent {amount} {symbol} ({name}) to {recipient}",
-            "token": str(log["address"]),
+            "token": checksum(bytes.fromhex(log.address[2:])),
             "from": sender,
             "to": recipient,
             "amount": str(value),
@@ -48,7 +47,7 @@ def decode(log: LogReceipt) -> EventNotice:
             "decimals": decimals,
             "name": name,
             "symbol": symbol,
-            "txHash": tx_hash(log),
+            "txHash": log.tx_hash,
         },
     )
 
