@@ -367,3 +367,47 @@ async def wait_for(read: Any, target: int, timeout: float) -> None:
             raise AssertionError(f"waited {timeout}s: got {value}, wanted {target}")
         await asyncio.sleep(0.1)
         value = await read()
+
+
+async def test_anvil_stopped_mid_stream_and_restarted_resumes_from_the_cursor(
+    settings: Settings, registry: JobRegistry, start_worker: StartWorker, tmp_path: Path
+) -> None:
+    # A node of this test alone, its state kept in a file across the stop.
+    url = f"http://127.0.0.1:{free_port()}"
+    node = AnvilManager(url, reuse=False, state_file=tmp_path / "state.json")
+    node.start()
+    chain = Chain.connect(url)
+    app = None
+    try:
+        factory = await chain.deploy("TestTokenFactory", await chain.new_account())
+        configured = chain_settings(settings, url, factory.address)
+        app = await ServerApp.create(configured, registry)
+        await start_worker(**chain_overrides(configured))
+        alice = await chain.new_account()
+        await add_user(app, alice)
+        start = await chain.head() + 1
+        token, _ = await chain.create_token(factory, alice, "Token", "TKN", 10 * ETHER)
+        await chain.transfer(token, alice, factory.address, ETHER)
+        await watch_until_head(app, chain, start)
+        await chain.transfer(token, alice, factory.address, ETHER)  # not read yet
+        cursor = await get_setting(app.sessions, CURSOR)
+
+        node.stop()
+        outcome = await run_watch(app)
+        assert outcome["state"] == "failed", outcome
+        assert await get_setting(app.sessions, CURSOR) == cursor, "the cursor did not move"
+        assert len(await notifications(app)) == 2
+
+        node.start()
+        # The chain's state came back from the file; impersonation is not part of it.
+        await chain.w3.provider.make_request("anvil_impersonateAccount", [alice])
+        await chain.transfer(token, alice, factory.address, ETHER)
+        await watch_until_head(app, chain, start)
+        rows = await notifications(app)
+        assert sorted(row.kind for row in rows) == ["token_created"] + ["token_transfer"] * 3
+        assert len({row.tx_hash for row in rows}) == 4
+    finally:
+        if app is not None:
+            await app.close()
+        await chain.close()
+        node.stop()

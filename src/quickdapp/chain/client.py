@@ -16,6 +16,7 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.types import RPCEndpoint, TxParams, TxReceipt, Wei
 
 from quickdapp.config import Settings
+from quickdapp.jobs.types import PermanentJobError
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +26,10 @@ RECEIPT_TIMEOUT_S = 60.0
 
 class ChainError(RuntimeError):
     """The node answered, but not with what the system needs (wrong chain, failed transaction)."""
+
+
+class ChainMismatchError(ChainError, PermanentJobError):
+    """The node is on another chain than CHAIN_ID: a configuration error no retry can fix."""
 
 
 class ChainRpcError(ChainError):
@@ -69,7 +74,7 @@ class ChainClient:
         if self._chain_id is None:
             actual = int(await self.w3.eth.chain_id)
             if self.expected_chain_id is not None and actual != self.expected_chain_id:
-                raise ChainError(
+                raise ChainMismatchError(
                     f"the node at CHAIN_RPC_URL is chain {actual}, but CHAIN_ID is "
                     f"{self.expected_chain_id}"
                 )
