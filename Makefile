@@ -6,7 +6,7 @@ READY := $(VENV)/.ready
 # anvil (local chain) and solc (test contracts) from npm, pinned in package-lock.json.
 NODE_READY := node_modules/.ready
 
-.PHONY: dev test lint bench clean contracts
+.PHONY: dev test lint bench bench-chain clean contracts
 
 dev: $(READY) $(NODE_READY)
 	$(BIN)/quickdapp dev
@@ -27,6 +27,9 @@ $(READY): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
+
+bench-chain: $(READY) $(NODE_READY)
+	PYTHONPATH=. $(BIN)/python bench/watch_chain_throughput.py --transfers 1000 --rounds 5
 
 # Reinstalls only when package-lock.json changes (or node_modules is gone).
 $(NODE_READY): package.json package-lock.json

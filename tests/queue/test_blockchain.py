@@ -16,6 +16,7 @@ from web3.contract import AsyncContract
 from quickdapp.app import ServerApp
 from quickdapp.config import Settings
 from quickdapp.db.audit import get_job_history
+from quickdapp.db.migrate import upgrade_async
 from quickdapp.db.notifications import NOTIFICATIONS_CHANNEL, get_or_create_user
 from quickdapp.db.schema import Notification
 from quickdapp.db.settings_store import get_setting, set_setting
@@ -411,3 +412,45 @@ async def test_anvil_stopped_mid_stream_and_restarted_resumes_from_the_cursor(
             await app.close()
         await chain.close()
         node.stop()
+
+
+async def test_watch_chain_runs_on_sqlite_as_in_development(
+    settings: Settings,
+    anvil: AnvilManager,
+    chain: Chain,
+    factory: AsyncContract,
+    registry: JobRegistry,
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'dev.sqlite3'}"
+    await upgrade_async(url)
+    app = await ServerApp.create(
+        chain_settings(settings, anvil.url, factory.address).model_copy(update={"database_url": url}),
+        registry,
+    )
+    try:
+        alice = await chain.new_account()
+        await add_user(app, alice)
+        start = await chain.head() + 1
+        token, _ = await chain.create_token(factory, alice, "Token", "TKN", 10 * ETHER)
+        await chain.transfer(token, alice, factory.address, ETHER)
+        context = JobContext(
+            app=app,
+            logger=logging.LoggerAdapter(logging.getLogger("test")),
+            job_id="sqlite",
+            type="watchChain",
+            user_id=None,
+            data=WatchChainData(fromBlock=start),
+            attempt=1,
+        )
+        first = await WATCH_CHAIN.run(context)
+        again = await WATCH_CHAIN.run(context)
+
+        assert first["notified"] == 2
+        assert again["toBlock"] is None, "nothing new: the cursor holds"
+        assert sorted(row.kind for row in await notifications(app)) == [
+            "token_created",
+            "token_transfer",
+        ]
+    finally:
+        await app.close()

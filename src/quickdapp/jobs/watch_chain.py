@@ -74,6 +74,7 @@ async def watch_chain(ctx: JobContext[WatchChainData]) -> dict[str, Any]:
                 head,
             )
         if start > safe_head:
+            ctx.logger.debug("no new block: next is %d, head %d", start, head)
             return {"fromBlock": start, "toBlock": None, "head": head, "logs": 0, "notified": 0}
         end = min(safe_head, start + settings.chain_max_block_range - 1)
 
