@@ -3,13 +3,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 READY := $(VENV)/.ready
+# anvil (local chain) and solc (test contracts) from npm, pinned in package-lock.json.
+NODE_READY := node_modules/.ready
 
-.PHONY: dev test lint bench clean
+.PHONY: dev test lint bench bench-chain clean contracts
 
-dev: $(READY)
+dev: $(READY) $(NODE_READY)
 	$(BIN)/quickdapp dev
 
-test: $(READY)
+test: $(READY) $(NODE_READY)
 	$(BIN)/pytest
 
 lint: $(READY)
@@ -25,6 +27,17 @@ $(READY): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
+
+bench-chain: $(READY) $(NODE_READY)
+	PYTHONPATH=. $(BIN)/python bench/watch_chain_throughput.py --transfers 1000 --rounds 5
+
+# Reinstalls only when package-lock.json changes (or node_modules is gone).
+$(NODE_READY): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+contracts: $(NODE_READY)
+	node scripts/compile_contracts.js
 
 clean:
 	rm -rf $(VENV) .data

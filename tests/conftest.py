@@ -110,9 +110,14 @@ async def start_worker(settings: Settings, registry: JobRegistry) -> AsyncIterat
 
     async def start(**overrides: Any) -> ServerApp:
         worker_app = await ServerApp.create(settings.model_copy(update=overrides), registry)
-        stop = asyncio.Event()
-        task = asyncio.create_task(run_worker(worker_app, stop))
+        stop, ready = asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(run_worker(worker_app, stop, ready=ready))
         running.append((stop, task, worker_app))
+        await asyncio.wait(
+            {task, asyncio.create_task(ready.wait())}, return_when=asyncio.FIRST_COMPLETED
+        )
+        if task.done():
+            task.result()  # it failed to start: say why
         return worker_app
 
     yield start
@@ -120,3 +125,6 @@ async def start_worker(settings: Settings, registry: JobRegistry) -> AsyncIterat
         stop.set()
         await asyncio.wait_for(task, 30)
         await worker_app.close()
+
+
+pytest_plugins = ["tests.helpers.chain"]

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from quickdapp.chain.client import ChainClient
 from quickdapp.config import Settings
 from quickdapp.db.engine import create_engine, session_factory
+from quickdapp.db.notifications import NewNotification, insert_notifications, publish_notifications
+from quickdapp.db.schema import Notification
 from quickdapp.jobs.registry import JobRegistry, default_registry
 from quickdapp.queue.manager import QueueManager
 from quickdapp.queue.redis import connect_redis
@@ -24,6 +28,7 @@ class ServerApp:
     redis: aioredis.Redis
     registry: JobRegistry
     queue_manager: QueueManager
+    chain: ChainClient | None = None  # set when a chain is configured (CHAIN_RPC_URL)
 
     @classmethod
     async def create(cls, settings: Settings, registry: JobRegistry | None = None) -> ServerApp:
@@ -38,9 +43,19 @@ class ServerApp:
             redis=redis,
             registry=registry,
             queue_manager=QueueManager(settings, registry),
+            chain=ChainClient.from_settings(settings) if settings.chain_configured else None,
         )
 
+    async def create_notification(self, user_id: int, data: dict[str, Any]) -> Notification:
+        """Store a notification for `user_id`, then publish it on the `notifications` channel."""
+        async with self.sessions.begin() as session:
+            [row] = await insert_notifications(session, [NewNotification(user_id, data)])
+        await publish_notifications(self.redis, [row])
+        return row
+
     async def close(self) -> None:
+        if self.chain is not None:
+            await self.chain.close()
         await self.queue_manager.close()
         await self.redis.aclose()
         await self.engine.dispose()

@@ -15,17 +15,20 @@ from pathlib import Path
 from typing import Any
 
 from quickdapp.app import ServerApp
+from quickdapp.chain.startup import chain_health
 from quickdapp.config import Settings, SettingsError, load_settings
 from quickdapp.db import audit
 from quickdapp.db.migrate import upgrade
+from quickdapp.devtools.anvil import AnvilUnavailableError, dev_anvil
 from quickdapp.devtools.redis_manager import RedisManager, RedisUnavailableError
 from quickdapp.jobs.types import PermanentJobError
-from quickdapp.queue.schedules import setup_default_jobs
+from quickdapp.startup import on_start
 from quickdapp.workers.process import run_worker
 
 logger = logging.getLogger("quickdapp")
 
 DEV_REDIS_DIR = Path(".data/redis")
+DEV_ANVIL_DIR = Path(".data/anvil")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result: int = args.command(settings, args)
         return result
-    except (PermanentJobError, ValueError, LookupError, RedisUnavailableError) as exc:
+    except (
+        PermanentJobError,
+        ValueError,
+        LookupError,
+        RedisUnavailableError,
+        AnvilUnavailableError,
+    ) as exc:
         print(f"quickdapp: {exc}", file=sys.stderr)
         return 2
 
@@ -102,15 +111,14 @@ def _schedule_parsers(commands: Any) -> None:
 
 
 def _dev(settings: Settings, args: argparse.Namespace) -> int:
-    with RedisManager(settings.redis_url, data_dir=DEV_REDIS_DIR, reuse=True):
+    with (
+        RedisManager(settings.redis_url, data_dir=DEV_REDIS_DIR, reuse=True),
+        dev_anvil(settings, DEV_ANVIL_DIR),
+    ):
         upgrade(settings.database_url)
         logger.info("database ready at %s", settings.database_url)
-        _with_app(settings, _setup_default_jobs)
+        _with_app(settings, on_start)
         return _worker(settings, args)
-
-
-async def _setup_default_jobs(app: ServerApp) -> None:
-    await setup_default_jobs(app.queue_manager, app.settings)
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -144,7 +152,8 @@ def _health(settings: Settings, args: argparse.Namespace) -> int:
         nonlocal healthy
         report = await app.queue_manager.get_health()
         healthy = report.redis.ok
-        _print_json({**asdict(report), "redis": {**asdict(report.redis)}})
+        chain = await chain_health(app)
+        _print_json({**asdict(report), "redis": {**asdict(report.redis)}, "chain": chain})
 
     _with_app(settings, health)
     return 0 if healthy else 1

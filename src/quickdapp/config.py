@@ -25,7 +25,17 @@ ACCEPTS = {
     "LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
     "JOB_MODULES": "comma-separated importable module names, each with a JOBS list",
     "AUDIT_LOG_RETENTION_DAYS": "a non-negative integer of days (0 turns the cleanup schedule off)",
+    "CHAIN_RPC_URL": "an http://, https://, ws:// or wss:// JSON-RPC URL, e.g. http://127.0.0.1:8545",
+    "CHAIN_ID": "a positive integer (the chain's id, checked against the node)",
+    "SERVER_WALLET_PRIVATE_KEY": "a 32-byte hex private key, 0x followed by 64 hex digits",
+    "FACTORY_CONTRACT_ADDRESS": "a 20-byte hex address, 0x followed by 40 hex digits",
+    "CHAIN_CONFIRMATIONS": "a non-negative integer of blocks",
+    "CHAIN_MAX_BLOCK_RANGE": "a positive integer of blocks (most read by one watchChain run)",
 }
+
+
+# Never echoed in an error message.
+SECRET_SETTINGS = {"SERVER_WALLET_PRIVATE_KEY"}
 
 
 class SettingsError(Exception):
@@ -48,6 +58,12 @@ class Settings(BaseSettings):
     log_level: LogLevel = "INFO"
     job_modules: str = ""
     audit_log_retention_days: Annotated[int, Field(ge=0)] = 30
+    chain_rpc_url: str | None = None
+    chain_id: Annotated[int, Field(ge=1)] | None = None
+    server_wallet_private_key: str | None = Field(default=None, repr=False)
+    factory_contract_address: str | None = None
+    chain_confirmations: Annotated[int, Field(ge=0)] = 0
+    chain_max_block_range: Annotated[int, Field(ge=1)] = 500
 
     @field_validator("redis_url")
     @classmethod
@@ -79,6 +95,39 @@ class Settings(BaseSettings):
                 raise ValueError(f"{name!r} is not a module name")
         return value
 
+    @field_validator("chain_rpc_url", "server_wallet_private_key", "factory_contract_address")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        # `CHAIN_RPC_URL=` in a .env file means "no chain", not an invalid URL.
+        return value.strip() or None if value is not None else None
+
+    @field_validator("chain_rpc_url")
+    @classmethod
+    def _rpc_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://", "ws://", "wss://")):
+            raise ValueError("must start with http://, https://, ws:// or wss://")
+        return value
+
+    @field_validator("server_wallet_private_key")
+    @classmethod
+    def _private_key(cls, value: str | None) -> str | None:
+        if value is not None and not _is_hex(value, 32):
+            # Never echo a key back: the message says only what was wrong with it.
+            raise ValueError("must be 0x followed by 64 hex digits")
+        return value
+
+    @field_validator("factory_contract_address")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None and not _is_hex(value, 20):
+            raise ValueError("must be 0x followed by 40 hex digits")
+        return value
+
+    @property
+    def chain_configured(self) -> bool:
+        """True when a chain node is set (CHAIN_RPC_URL): the chain jobs can run."""
+        return self.chain_rpc_url is not None
+
     @property
     def extra_job_modules(self) -> list[str]:
         """Modules whose `JOBS` lists are added to the built-in job types."""
@@ -90,6 +139,11 @@ class Settings(BaseSettings):
         if self.worker_count == "cpus":
             return os.cpu_count() or 1
         return self.worker_count
+
+
+def _is_hex(value: str, size: int) -> bool:
+    digits = value[2:] if value.startswith("0x") else ""
+    return len(digits) == 2 * size and all(c in "0123456789abcdefABCDEF" for c in digits)
 
 
 def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
@@ -104,7 +158,7 @@ def _describe(exc: ValidationError) -> str:
     lines = ["invalid configuration:"]
     for error in exc.errors():
         name = str(error["loc"][0]).upper() if error["loc"] else "?"
-        got = error.get("input")
+        got = "(hidden)" if name in SECRET_SETTINGS else error.get("input")
         accepts = ACCEPTS.get(name, error["msg"])
         lines.append(f"  {name}={got!r}: expected {accepts}")
     # A union type reports one error per branch; say each variable once.

@@ -27,6 +27,7 @@ from quickdapp.queue.manager import QueueManager
 from quickdapp.queue.schedules import DEFAULT_JOBS, OWNER, setup_default_jobs
 from tests.conftest import ROOT, StartWorker
 from tests.helpers.jobs import RUNS_KEY
+from tests.helpers.processes import settings_env
 from tests.helpers.waiting import eventually
 
 
@@ -281,19 +282,14 @@ async def test_a_job_type_removed_from_the_table_loses_its_scheduler_user_schedu
 # Runs
 
 
-def env_for(settings: Settings) -> dict[str, str]:
-    """Every setting of the test, as the environment of a subprocess (nothing from defaults)."""
-    return {name.upper(): str(value) for name, value in settings.model_dump().items()}
-
-
 async def test_every_second_schedule_run_by_two_worker_processes_runs_once_per_second(
     app: ServerApp, settings: Settings, tmp_path: Path
 ) -> None:
     manager = app.queue_manager
-    settings_env = env_for(settings.model_copy(update={"worker_queue_concurrency": 2}))
+    worker_env = settings_env(settings.model_copy(update={"worker_queue_concurrency": 2}))
     env_file = tmp_path / "worker.env"
-    env_file.write_text("".join(f"{name}={value}\n" for name, value in settings_env.items()))
-    env = {k: v for k, v in os.environ.items() if k not in settings_env} | settings_env
+    env_file.write_text("".join(f"{name}={value}\n" for name, value in worker_env.items()))
+    env = {k: v for k, v in os.environ.items() if k not in worker_env} | worker_env
     workers = []
     for index in range(2):
         log = (tmp_path / f"worker-{index}.log").open("wb")
@@ -379,7 +375,7 @@ def test_cli_schedule_list_and_unschedule(
     settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     env_file = tmp_path / "cli.env"
-    env_file.write_text("".join(f"{k}={v}\n" for k, v in env_for(settings).items()))
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in settings_env(settings).items()))
     cli = ["--env-file", str(env_file)]
 
     assert main([*cli, "schedule", "cleanupAuditLog", "0 25 * * *", '{"retentionDays": 9}']) == 2

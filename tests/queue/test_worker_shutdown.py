@@ -12,6 +12,7 @@ from pathlib import Path
 from quickdapp.app import ServerApp
 from quickdapp.config import Settings
 from quickdapp.db.audit import get_job_history
+from tests.helpers.processes import settings_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,13 +26,7 @@ async def _until(condition, timeout: float = 15.0) -> None:  # type: ignore[no-u
 async def test_sigterm_finishes_the_active_job_and_leaves_the_rest_waiting(
     app: ServerApp, settings: Settings
 ) -> None:
-    env = {
-        **os.environ,
-        "REDIS_URL": settings.redis_url,
-        "DATABASE_URL": settings.database_url,
-        "JOB_MODULES": "tests.helpers.jobs",
-        "WORKER_QUEUE_CONCURRENCY": "1",
-    }
+    env = {**os.environ, **settings_env(settings)}
     worker = subprocess.Popen(
         [sys.executable, "-m", "quickdapp.cli", "--env-file", str(ROOT / ".env.test"), "worker"],
         cwd=ROOT,

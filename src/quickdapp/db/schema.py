@@ -8,8 +8,10 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     String,
@@ -77,3 +79,48 @@ class WorkerJob(Base):
     completed_at: Mapped[datetime] = mapped_column(UtcDateTime)
     duration_ms: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class User(Base):
+    """A user of the dApp, known by wallet address (stored lower-case, so lookups are exact)."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        UniqueConstraint("wallet_address", name="uq_users_wallet_address"),
+        CheckConstraint("wallet_address = lower(wallet_address)", name="ck_users_wallet_lower"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    wallet_address: Mapped[str] = mapped_column(String(42))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Notification(Base):
+    """A message for one user. Chain events carry their key (chain, tx, log index, kind), unique,
+    so one event can never notify twice however often its blocks are read."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        UniqueConstraint("chain_id", "tx_hash", "log_index", "kind", name="uq_notifications_event"),
+        Index("ix_notifications_user_id_created_at", "user_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
+    data: Mapped[Any] = mapped_column(JsonType)
+    read: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    chain_id: Mapped[int | None] = mapped_column(BigInteger)
+    tx_hash: Mapped[str | None] = mapped_column(String(66))
+    log_index: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str | None] = mapped_column(String(50))
+
+
+class Setting(Base):
+    """A key/value setting of the system, e.g. the last block watchChain processed per chain."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)

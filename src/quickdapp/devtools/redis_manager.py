@@ -55,7 +55,8 @@ class RedisManager:
         self.url = url
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 6379
-        self.data_dir = data_dir.absolute()  # redis-server reads --logfile after chdir to --dir
+        # Absolute: redis-server changes into --dir before it opens --logfile.
+        self.data_dir = data_dir.resolve()
         self.reuse = reuse
         self.appendonly = appendonly
         self.process: subprocess.Popen[bytes] | None = None

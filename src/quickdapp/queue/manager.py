@@ -180,6 +180,9 @@ class QueueManager:
         return True
 
     async def get_cron_job(self, key: str) -> CronJob | None:
+        """The job scheduler `key`, or None when there is none."""
+        if not await self.queue.isJobScheduler(key):
+            return None  # bullmq 3.4.4's getJobScheduler raises for a missing key
         record = await self.queue.getJobScheduler(key)
         return _cron_job(record) if record else None
 

@@ -24,11 +24,8 @@ OWNER = "defaults"
 
 
 def chain_configured(settings: Settings) -> bool:
-    """True when the settings name a chain to watch.
-
-    Chain settings arrive with chain access; until then no chain is configured.
-    """
-    return bool(getattr(settings, "chain_rpc_url", None))
+    """True when the settings name a chain to watch (CHAIN_RPC_URL)."""
+    return settings.chain_configured
 
 
 def audit_cleanup_enabled(settings: Settings) -> bool:

@@ -55,10 +55,21 @@ async def start_worker(worker: Worker) -> asyncio.Task[None]:
     return task
 
 
-async def run_worker(app: ServerApp, stop: asyncio.Event, *, name: str | None = None) -> None:
-    """Process jobs until `stop` is set, then close gracefully: active jobs finish, none start."""
+async def run_worker(
+    app: ServerApp,
+    stop: asyncio.Event,
+    *,
+    name: str | None = None,
+    ready: asyncio.Event | None = None,
+) -> None:
+    """Process jobs until `stop` is set, then close gracefully: active jobs finish, none start.
+
+    `ready` is set once the worker runs and is registered in Redis.
+    """
     worker = create_worker(app, name=name)
     loop_task = await start_worker(worker)
+    if ready is not None:
+        ready.set()
     logger.info(
         "worker %s processing %r (concurrency %d)",
         worker.id,

@@ -1,0 +1,1 @@
+"""Chain access: the async JSON-RPC client, event modules, Multicall3 facts."""

@@ -1,0 +1,142 @@
+"""ChainClient: the async web3.py connection to CHAIN_RPC_URL and the server wallet.
+
+Requests are not retried here: a failed call fails the job run that made it, and the job's
+own retry (or the next scheduled run) reads the same blocks again.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from hexbytes import HexBytes
+from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3.types import RPCEndpoint, TxParams, TxReceipt, Wei
+
+from quickdapp.config import Settings
+from quickdapp.jobs.types import PermanentJobError
+
+logger = logging.getLogger(__name__)
+
+REQUEST_TIMEOUT_S = 10.0
+RECEIPT_TIMEOUT_S = 60.0
+
+
+class ChainError(RuntimeError):
+    """The node answered, but not with what the system needs (wrong chain, failed transaction)."""
+
+
+class ChainMismatchError(ChainError, PermanentJobError):
+    """The node is on another chain than CHAIN_ID: a configuration error no retry can fix."""
+
+
+class ChainRpcError(ChainError):
+    """The node answered a request with an error."""
+
+
+class ChainClient:
+    """One chain: the node at `rpc_url`, its expected id, and the server wallet (if a key is set)."""
+
+    def __init__(
+        self,
+        rpc_url: str,
+        *,
+        chain_id: int | None = None,
+        private_key: str | None = None,
+        timeout: float = REQUEST_TIMEOUT_S,
+    ) -> None:
+        self.rpc_url = rpc_url
+        self.expected_chain_id = chain_id
+        self.w3 = AsyncWeb3(
+            AsyncHTTPProvider(
+                rpc_url,
+                request_kwargs={"timeout": timeout},
+                exception_retry_configuration=None,
+            )
+        )
+        self.wallet: LocalAccount | None = Account.from_key(private_key) if private_key else None
+        self._chain_id: int | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ChainClient:
+        if settings.chain_rpc_url is None:
+            raise ValueError("no chain is configured (CHAIN_RPC_URL is not set)")
+        return cls(
+            settings.chain_rpc_url,
+            chain_id=settings.chain_id,
+            private_key=settings.server_wallet_private_key,
+        )
+
+    async def chain_id(self) -> int:
+        """The node's chain id, read once; raises ChainError when it is not CHAIN_ID."""
+        if self._chain_id is None:
+            actual = int(await self.w3.eth.chain_id)
+            if self.expected_chain_id is not None and actual != self.expected_chain_id:
+                raise ChainMismatchError(
+                    f"the node at CHAIN_RPC_URL is chain {actual}, but CHAIN_ID is "
+                    f"{self.expected_chain_id}"
+                )
+            self._chain_id = actual
+        return self._chain_id
+
+    async def block_number(self) -> int:
+        return int(await self.w3.eth.block_number)
+
+    async def get_logs(self, from_block: int, to_block: int, topics: list[Any]) -> list[dict[str, Any]]:
+        """eth_getLogs over [from_block, to_block], both included, as the node's JSON objects.
+
+        Raw on purpose: web3's formatting of each log field costs more than all the rest of a
+        watchChain run. An error answer (range too large, ...) raises ChainRpcError.
+        """
+        params = {"fromBlock": hex(from_block), "toBlock": hex(to_block), "topics": topics}
+        response = await self.w3.provider.make_request(RPCEndpoint("eth_getLogs"), [params])
+        if "error" in response:
+            raise ChainRpcError(f"eth_getLogs {from_block}-{to_block}: {response['error']}")
+        result = response.get("result")
+        if not isinstance(result, list):
+            raise ChainRpcError(f"eth_getLogs {from_block}-{to_block}: no list of logs: {response!r}")
+        return result
+
+    async def get_code(self, address: str) -> bytes:
+        return bytes(await self.w3.eth.get_code(self.w3.to_checksum_address(address)))
+
+    async def get_nonce(self, address: str) -> int:
+        return int(await self.w3.eth.get_transaction_count(self.w3.to_checksum_address(address)))
+
+    async def get_balance(self, address: str) -> int:
+        return int(await self.w3.eth.get_balance(self.w3.to_checksum_address(address)))
+
+    async def send_raw_transaction(self, raw: bytes | str) -> HexBytes:
+        return await self.w3.eth.send_raw_transaction(HexBytes(raw))
+
+    async def wait_for_receipt(self, tx_hash: HexBytes, timeout: float = RECEIPT_TIMEOUT_S) -> TxReceipt:
+        """The receipt of `tx_hash`; raises ChainError when the transaction reverted."""
+        receipt = await self.w3.eth.wait_for_transaction_receipt(
+            tx_hash, timeout=timeout, poll_latency=0.1
+        )
+        if receipt["status"] != 1:
+            raise ChainError(f"transaction {tx_hash.to_0x_hex()} reverted")
+        return receipt
+
+    async def send_value(self, to: str, wei: int) -> TxReceipt:
+        """Send `wei` from the server wallet to `to` and wait for the receipt."""
+        if self.wallet is None:
+            raise ChainError("no server wallet: SERVER_WALLET_PRIVATE_KEY is not set")
+        tx: TxParams = {
+            "from": self.wallet.address,
+            "to": self.w3.to_checksum_address(to),
+            "value": Wei(wei),
+            "gas": 21_000,
+            "gasPrice": await self.w3.eth.gas_price,
+            "nonce": await self.w3.eth.get_transaction_count(self.wallet.address, "pending"),
+            "chainId": await self.chain_id(),
+        }
+        signed = self.wallet.sign_transaction(tx)  # type: ignore[arg-type]
+        tx_hash = await self.send_raw_transaction(signed.raw_transaction)
+        logger.info("sent %d wei to %s in %s", wei, to, tx_hash.to_0x_hex())
+        return await self.wait_for_receipt(tx_hash)
+
+    async def close(self) -> None:
+        await self.w3.provider.disconnect()
