@@ -24,6 +24,7 @@ ACCEPTS = {
     "DATABASE_URL": "an SQLAlchemy async URL: postgresql+asyncpg://... or sqlite+aiosqlite:///...",
     "LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
     "JOB_MODULES": "comma-separated importable module names, each with a JOBS list",
+    "WORKER_SHUTDOWN_TIMEOUT": "a positive number of seconds",
 }
 
 
@@ -46,6 +47,7 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     log_level: LogLevel = "INFO"
     job_modules: str = ""
+    worker_shutdown_timeout: Annotated[float, Field(gt=0)] = 30.0
 
     @field_validator("redis_url")
     @classmethod

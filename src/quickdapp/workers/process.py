@@ -1,22 +1,39 @@
-"""One worker process: a bullmq Worker on `jobs` running the unified processor."""
+"""One worker process: a bullmq Worker on `jobs` running the unified processor.
+
+`quickdapp worker` runs one in the foreground; the supervisor starts WORKER_COUNT of them with
+`python -m quickdapp.workers`, handing each the settings as JSON on its stdin.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import sys
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 from bullmq import Worker
 
 from quickdapp.app import ServerApp
+from quickdapp.config import Settings
 from quickdapp.queue.processor import JobProcessor
 from quickdapp.queue.queues import QUEUE_NAME
+from quickdapp.queue.redis import redact
+from quickdapp.workers.heartbeat import Heartbeat, heartbeat_namespace
+from quickdapp.workers.outage import OutageLog, is_connection_error
+from quickdapp.workers.stalled import record_stalled_attempt, record_stalled_failure
 
 logger = logging.getLogger(__name__)
 
+# bullmq waits this long before fetching again after a connection error (its default, 15 s,
+# would leave the queue idle that long after Redis comes back).
+RECONNECT_DELAY_MS = 1_000
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(process)d %(name)s: %(message)s"
 
-def create_worker(app: ServerApp, *, name: str | None = None) -> Worker:
+
+def create_worker(app: ServerApp, *, name: str | None = None, outage: OutageLog | None = None) -> Worker:
     """A Worker with the queue settings of `app`, not yet running (see `start_worker`)."""
     settings = app.settings
     options: dict[str, Any] = {
@@ -25,14 +42,18 @@ def create_worker(app: ServerApp, *, name: str | None = None) -> Worker:
         "stalledInterval": settings.worker_queue_stalled_interval,
         "lockDuration": settings.worker_queue_lock_duration,
         "maxStalledCount": settings.worker_queue_max_stalled_count,
+        "runRetryDelay": RECONNECT_DELAY_MS,
         "autorun": False,
     }
     if name:
         options["name"] = name
     worker = Worker(QUEUE_NAME, JobProcessor(app, app.registry), options)
-    errors = _ErrorLog()
+    errors = _ErrorLog(outage or OutageLog(redact(settings.redis_url)))
+    tasks = _Background()
     worker.on("error", errors)
     worker.on("failed", _log_failure)
+    worker.on("failed", lambda job, *_: _audit_stalled_failure(app, job, tasks))
+    worker.on("stalled", lambda job_id, *_: tasks.spawn(record_stalled_attempt(app, job_id)))
     return worker
 
 
@@ -46,23 +67,109 @@ async def start_worker(worker: Worker) -> asyncio.Task[None]:
     return asyncio.create_task(worker.run(), name=f"worker {worker.id}")
 
 
-async def run_worker(app: ServerApp, stop: asyncio.Event, *, name: str | None = None) -> None:
-    """Process jobs until `stop` is set, then close gracefully: active jobs finish, none start."""
-    worker = create_worker(app, name=name)
+async def run_worker(
+    app: ServerApp,
+    stop: asyncio.Event,
+    *,
+    name: str | None = None,
+    shutdown_timeout: float | None = None,
+) -> bool:
+    """Process jobs until `stop` is set, then close gracefully: active jobs finish, none start.
+
+    Jobs still running after `shutdown_timeout` seconds (default WORKER_SHUTDOWN_TIMEOUT) are
+    abandoned; their locks lapse and the stalled check gives them to another worker. Returns
+    True when the close was clean.
+    """
+    settings = app.settings
+    outage = OutageLog(redact(settings.redis_url))
+    worker = create_worker(app, name=name, outage=outage)
+    heartbeat = Heartbeat(
+        app.redis,
+        heartbeat_namespace(app.queue_manager.queue.keys[""]),
+        concurrency=settings.worker_queue_concurrency,
+        active_job_ids=lambda: [str(job.id) for job, _token in list(worker.jobs)],
+        outage=outage,
+    )
     loop_task = await start_worker(worker)
+    beating = asyncio.create_task(heartbeat.run(stop), name="heartbeat")
     logger.info(
         "worker %s processing %r (concurrency %d)",
         worker.id,
         QUEUE_NAME,
-        app.settings.worker_queue_concurrency,
+        settings.worker_queue_concurrency,
     )
     stopped = asyncio.create_task(stop.wait())
     await asyncio.wait({loop_task, stopped}, return_when=asyncio.FIRST_COMPLETED)
     stopped.cancel()
-    logger.info("worker %s closing: waiting for %d active jobs", worker.id, len(worker.jobs))
-    await worker.close()
-    await loop_task
+    timeout = settings.worker_shutdown_timeout if shutdown_timeout is None else shutdown_timeout
+    logger.info(
+        "worker %s closing: waiting up to %.0fs for %d active jobs", worker.id, timeout, len(worker.jobs)
+    )
+    closing = asyncio.create_task(worker.close())
+    done, _ = await asyncio.wait({closing}, timeout=timeout)
+    clean = bool(done)
+    if not clean:
+        abandoned = sorted(str(job.id) for job, _token in list(worker.jobs))
+        logger.warning(
+            "worker %s: %d jobs still running after %.0fs, ending them (they run again once "
+            "their locks lapse): %s",
+            worker.id,
+            len(abandoned),
+            timeout,
+            ", ".join(abandoned),
+        )
+        # What close(force=True) does, without starting a second teardown.
+        worker.forceClosing = True
+        worker.cancelProcessing()
+        await asyncio.wait({closing})
+    await asyncio.wait({loop_task})
+    stop.set()
+    await beating
+    await heartbeat.remove()
     logger.info("worker %s closed", worker.id)
+    return clean
+
+
+def serve(settings: Settings) -> int:
+    """Run one worker process in the foreground until SIGTERM or SIGINT; 0 after a clean close."""
+
+    async def work() -> bool:
+        app = await ServerApp.create(settings)
+        try:
+            stop = asyncio.Event()
+            _on_signals(stop)
+            return await run_worker(app, stop)
+        finally:
+            await app.close()
+
+    return 0 if asyncio.run(work()) else 1
+
+
+def main() -> int:
+    """Entry of a worker process started by the supervisor: settings arrive as JSON on stdin."""
+    settings = Settings.model_validate_json(sys.stdin.read())
+    sys.stdin.close()
+    logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
+    return serve(settings)
+
+
+def _on_signals(stop: asyncio.Event) -> None:
+    """First SIGINT/SIGTERM: graceful stop. A second one: stop now."""
+    loop = asyncio.get_running_loop()
+
+    def first(signum: int) -> None:
+        logger.info(
+            "%s received: finishing active jobs (again to stop now)", signal.Signals(signum).name
+        )
+        stop.set()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, second)
+
+    def second() -> None:
+        raise SystemExit(130)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, first, sig)
 
 
 def _log_failure(job: Any, error: BaseException, *_: Any) -> None:
@@ -77,15 +184,36 @@ def _log_failure(job: Any, error: BaseException, *_: Any) -> None:
     )
 
 
+def _audit_stalled_failure(app: ServerApp, job: Any, tasks: _Background) -> None:
+    if getattr(job, "deferredFailure", None):
+        tasks.spawn(record_stalled_failure(app, job))
+
+
+class _Background:
+    """Tasks started from bullmq's (synchronous) event callbacks, kept referenced until done."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
 class _ErrorLog:
     """Logs worker errors, each distinct message once per minute: an outage is one line, not
-    thousands."""
+    thousands. Connection errors go to the OutageLog, which says once that Redis is away."""
 
-    def __init__(self, every: float = 60.0) -> None:
+    def __init__(self, outage: OutageLog, every: float = 60.0) -> None:
+        self._outage = outage
         self._every = every
         self._last: dict[str, float] = {}
 
     def __call__(self, error: BaseException, *_: Any) -> None:
+        if is_connection_error(error):
+            self._outage.lost(error)
+            return
         message = f"{type(error).__name__}: {error}"
         now = time.monotonic()
         if now - self._last.get(message, -self._every) >= self._every:
