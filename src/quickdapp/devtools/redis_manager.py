@@ -55,7 +55,7 @@ class RedisManager:
         self.url = url
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 6379
-        self.data_dir = data_dir
+        self.data_dir = data_dir.resolve()  # redis-server reads --logfile after --dir has moved it
         self.reuse = reuse
         self.appendonly = appendonly
         self.process: subprocess.Popen[bytes] | None = None
@@ -126,6 +126,9 @@ class RedisManager:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             preexec_fn=die_with_parent,
+            # Own process group: a Ctrl-C at the terminal must not stop Redis under the workers
+            # that are still finishing their jobs; stop() ends it after them.
+            process_group=0,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

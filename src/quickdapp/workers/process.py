@@ -33,7 +33,13 @@ RECONNECT_DELAY_MS = 1_000
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(process)d %(name)s: %(message)s"
 
 
-def create_worker(app: ServerApp, *, name: str | None = None, outage: OutageLog | None = None) -> Worker:
+def create_worker(
+    app: ServerApp,
+    *,
+    name: str | None = None,
+    outage: OutageLog | None = None,
+    background: _Background | None = None,
+) -> Worker:
     """A Worker with the queue settings of `app`, not yet running (see `start_worker`)."""
     settings = app.settings
     options: dict[str, Any] = {
@@ -49,7 +55,7 @@ def create_worker(app: ServerApp, *, name: str | None = None, outage: OutageLog 
         options["name"] = name
     worker = Worker(QUEUE_NAME, JobProcessor(app, app.registry), options)
     errors = _ErrorLog(outage or OutageLog(redact(settings.redis_url)))
-    tasks = _Background()
+    tasks = background or _Background()
     worker.on("error", errors)
     worker.on("failed", _log_failure)
     worker.on("failed", lambda job, *_: _audit_stalled_failure(app, job, tasks))
@@ -82,7 +88,8 @@ async def run_worker(
     """
     settings = app.settings
     outage = OutageLog(redact(settings.redis_url))
-    worker = create_worker(app, name=name, outage=outage)
+    background = _Background()
+    worker = create_worker(app, name=name, outage=outage, background=background)
     heartbeat = Heartbeat(
         app.redis,
         heartbeat_namespace(app.queue_manager.queue.keys[""]),
@@ -123,6 +130,7 @@ async def run_worker(
         worker.cancelProcessing()
         await asyncio.wait({closing})
     await asyncio.wait({loop_task})
+    await background.drain()  # audit rows of stalled jobs
     stop.set()
     await beating
     await heartbeat.remove()
@@ -199,6 +207,10 @@ class _Background:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))
 
 
 class _ErrorLog:

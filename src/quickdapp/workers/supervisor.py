@@ -158,7 +158,8 @@ class Supervisor:
             self.kill_all()
             await asyncio.wait(keepers)
         for process in live:
-            if process.returncode != 0:
+            # Ended by our SIGTERM before it had set up its handlers, so before any job.
+            if process.returncode not in (0, -signal.SIGTERM):
                 clean = False
                 logger.warning(
                     "worker process %d %s at shutdown", process.pid, _describe_exit(process.returncode)
