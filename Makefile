@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 READY := $(VENV)/.ready
 
-.PHONY: dev test lint bench clean
+.PHONY: dev test lint bench bench-workers clean
 
 dev: $(READY)
 	$(BIN)/quickdapp dev
@@ -19,6 +19,10 @@ lint: $(READY)
 
 bench: $(READY)
 	$(BIN)/python bench/noop_throughput.py
+
+# The supervisor's processes x concurrency: no-op jobs/s and 2,000 jobs of 50 ms, medians of 3.
+bench-workers: $(READY)
+	$(BIN)/python bench/throughput.py
 
 # Installs once, and again only when the dependencies change.
 $(READY): pyproject.toml constraints.txt
