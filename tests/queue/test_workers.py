@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from quickdapp.app import ServerApp
 from quickdapp.db.audit import get_job_history
+from quickdapp.workers.heartbeat import HEARTBEAT_TTL
 from tests.conftest import StartSupervisor
 from tests.helpers.supervisor import ROOT, alive, eventually, live_processes, settings_environment
 
@@ -150,3 +151,9 @@ async def test_a_killed_worker_process_is_restarted_with_a_log_line(
     assert f"worker process {victim} (slot" in supervisor.log()
     assert "was killed by signal SIGKILL" in supervisor.log()
     assert "restart 1 in 1.0s" in supervisor.log()
+
+    async def victim_gone() -> bool:
+        return victim not in {p.pid for p in (await app.queue_manager.get_health()).processes}
+
+    # A dead process's heartbeat expires: health lists live processes only.
+    await eventually(victim_gone, HEARTBEAT_TTL + 3, "the killed process to leave health")

@@ -93,14 +93,19 @@ class Heartbeat:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Beat until `stop` is set. Doubles as the Redis probe: says once when Redis is lost or back."""
+        failing = False
         while not stop.is_set():
             try:
                 await self.beat()
                 self._outage.restored()
+                failing = False
             except Exception as exc:
-                if not is_connection_error(exc):
-                    raise
-                self._outage.lost(exc)
+                if is_connection_error(exc):
+                    self._outage.lost(exc)
+                elif not failing:
+                    # Say it once; health shows this process missing until a beat succeeds.
+                    failing = True
+                    logger.warning("heartbeat of %s failed: %s: %s", self.id, type(exc).__name__, exc)
             interval = _PROBE_INTERVAL if self._outage.down else HEARTBEAT_INTERVAL
             try:
                 await asyncio.wait_for(stop.wait(), interval)
