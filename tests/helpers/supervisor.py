@@ -23,7 +23,8 @@ T = TypeVar("T")
 def settings_environment(settings: Settings) -> dict[str, str]:
     """The environment that gives a `quickdapp` process exactly `settings` (and no .env file)."""
     values = {name.upper(): str(value) for name, value in settings.model_dump().items()}
-    return {**os.environ, **values, "PYTHONPATH": str(ROOT)}
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, **values, "PYTHONPATH": path}
 
 
 class SupervisorProcess:
