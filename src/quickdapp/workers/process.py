@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 # bullmq waits this long before fetching again after a connection error (its default, 15 s,
 # would leave the queue idle that long after Redis comes back).
 RECONNECT_DELAY_MS = 1_000
+IDLE_CLOSE_GRACE = 2.0  # seconds bullmq gets to end its fetch once no job is left (it takes ms)
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(process)d %(name)s: %(message)s"
 
 
@@ -112,30 +113,51 @@ async def run_worker(
     logger.info(
         "worker %s closing: waiting up to %.0fs for %d active jobs", worker.id, timeout, len(worker.jobs)
     )
-    closing = asyncio.create_task(worker.close())
-    done, _ = await asyncio.wait({closing}, timeout=timeout)
-    clean = bool(done)
-    if not clean:
-        abandoned = sorted(str(job.id) for job, _token in list(worker.jobs))
+    abandoned = await _close(worker, timeout)
+    if abandoned:
         logger.warning(
-            "worker %s: %d jobs still running after %.0fs, ending them (they run again once "
+            "worker %s: %d jobs still running after %.0fs, ended them (they run again once "
             "their locks lapse): %s",
             worker.id,
             len(abandoned),
             timeout,
             ", ".join(abandoned),
         )
-        # What close(force=True) does, without starting a second teardown.
-        worker.forceClosing = True
-        worker.cancelProcessing()
-        await asyncio.wait({closing})
     await asyncio.wait({loop_task})
     await background.drain()  # audit rows of stalled jobs
     stop.set()
     await beating
     await heartbeat.remove()
     logger.info("worker %s closed", worker.id)
-    return clean
+    return not abandoned
+
+
+async def _close(worker: Worker, timeout: float) -> list[str]:
+    """Close `worker`: active jobs get `timeout` seconds; returns the ids of those it then ended.
+
+    With no job left, bullmq's close only has to cancel its blocking fetch; should that take
+    longer than IDLE_CLOSE_GRACE (seen once under load: 30 s), it is cut short, losing no job.
+    """
+    loop = asyncio.get_running_loop()
+    closing = asyncio.create_task(worker.close())
+    deadline = loop.time() + timeout
+    idle_since: float | None = None
+    while not closing.done():
+        now = loop.time()
+        idle_since = None if worker.jobs else (idle_since or now)
+        if now >= deadline or (idle_since is not None and now - idle_since >= IDLE_CLOSE_GRACE):
+            break
+        await asyncio.wait({closing}, timeout=0.1)
+    if closing.done():
+        return []
+    abandoned = sorted(str(job.id) for job, _token in list(worker.jobs))
+    if not abandoned:
+        logger.info("worker %s: close still waiting with no active job; cutting it short", worker.id)
+    # What close(force=True) does, without starting a second teardown.
+    worker.forceClosing = True
+    worker.cancelProcessing()
+    await asyncio.wait({closing}, timeout=IDLE_CLOSE_GRACE)
+    return abandoned
 
 
 def serve(settings: Settings) -> int:
