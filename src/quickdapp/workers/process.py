@@ -99,7 +99,9 @@ async def run_worker(
         outage=outage,
     )
     loop_task = await start_worker(worker)
-    beating = asyncio.create_task(heartbeat.run(stop), name="heartbeat")
+    # Beats on while active jobs finish after `stop`: health shows the process until it is gone.
+    closed = asyncio.Event()
+    beating = asyncio.create_task(heartbeat.run(closed), name="heartbeat")
     logger.info(
         "worker %s processing %r (concurrency %d)",
         worker.id,
@@ -125,7 +127,7 @@ async def run_worker(
         )
     await asyncio.wait({loop_task})
     await background.drain()  # audit rows of stalled jobs
-    stop.set()
+    closed.set()
     await beating
     await heartbeat.remove()
     logger.info("worker %s closed", worker.id)

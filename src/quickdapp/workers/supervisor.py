@@ -16,6 +16,9 @@ import sys
 import time
 from dataclasses import dataclass
 
+from pydantic import SecretBytes, SecretStr
+from pydantic_core import to_json
+
 from quickdapp.config import Settings
 from quickdapp.devtools.process import die_with_parent
 
@@ -49,7 +52,7 @@ class Supervisor:
     def __init__(self, settings: Settings, *, command: list[str] | None = None) -> None:
         self.settings = settings
         self._command = command or worker_command()
-        self._payload = settings.model_dump_json().encode()
+        self._payload = _settings_json(settings)
         self._slots = [_Slot(number) for number in range(1, settings.worker_processes + 1)]
         self._signalled: set[int] = set()
 
@@ -166,6 +169,15 @@ class Supervisor:
                 )
         logger.info("supervisor stopped (%s)", "clean" if clean else "not clean")
         return 0 if clean else 1
+
+
+def _settings_json(settings: Settings) -> bytes:
+    """The settings as JSON for a child; secrets in clear (model_dump_json would mask them)."""
+    values = {
+        name: value.get_secret_value() if isinstance(value, SecretStr | SecretBytes) else value
+        for name, value in settings.model_dump().items()
+    }
+    return to_json(values)
 
 
 def _alive(process: asyncio.subprocess.Process | None) -> bool:
