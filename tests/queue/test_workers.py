@@ -157,3 +157,26 @@ async def test_a_killed_worker_process_is_restarted_with_a_log_line(
 
     # A dead process's heartbeat expires: health lists live processes only.
     await eventually(victim_gone, HEARTBEAT_TTL + 3, "the killed process to leave health")
+
+
+async def test_a_second_signal_kills_the_worker_processes_at_once(
+    app: ServerApp, start_supervisor: StartSupervisor
+) -> None:
+    supervisor = start_supervisor(worker_count=1, worker_shutdown_timeout=60)
+    (process,) = await live_processes(app.queue_manager, 1)
+    await app.queue_manager.submit_job("sleep", {"ms": 30_000})
+
+    async def busy() -> bool:
+        return (await app.queue_manager.queue.getJobCounts("active"))["active"] == 1
+
+    await eventually(busy, 15, "the job to start")
+    supervisor.terminate()
+    await asyncio.sleep(0.5)
+    began = time.monotonic()
+    supervisor.process.send_signal(signal.SIGINT)
+    code = await asyncio.to_thread(supervisor.wait, 10)
+
+    assert time.monotonic() - began < 5
+    assert code == 1, "killing the workers is not a clean shutdown"
+    assert not alive(process.pid)
+    assert f"killing worker process {process.pid}" in supervisor.log()
