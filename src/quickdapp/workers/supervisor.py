@@ -56,11 +56,6 @@ class Supervisor:
         self._slots = [_Slot(number) for number in range(1, settings.worker_processes + 1)]
         self._signalled: set[int] = set()
 
-    @property
-    def pids(self) -> list[int]:
-        """The process ids of the live children."""
-        return [slot.process.pid for slot in self._slots if _alive(slot.process)]  # type: ignore[union-attr]
-
     async def run(self, stop: asyncio.Event) -> int:
         """Start the processes, keep them alive until `stop` is set, then shut them down.
 
