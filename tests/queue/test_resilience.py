@@ -132,17 +132,17 @@ def _when(stamp: str) -> float:
 async def test_a_blocking_handler_three_times_the_lock_completes_once(
     app: ServerApp, start_supervisor: StartSupervisor
 ) -> None:
-    lock_ms = 1000
+    lock_ms = 2000  # renewed about every second: room for a busy machine
     start_supervisor(
         worker_count=2,
         worker_queue_lock_duration=lock_ms,
-        worker_queue_stalled_interval=500,
+        worker_queue_stalled_interval=1000,
     )
     await live_processes(app.queue_manager, 2)
     job_id = await app.queue_manager.submit_job("blockingSleep", {"ms": 3 * lock_ms})
 
     outcome = await app.queue_manager.wait_until_finished(job_id, timeout=30)
-    await asyncio.sleep(1.5)  # a second run, had there been one, would show by now
+    await asyncio.sleep(2.5)  # a second run, had there been one, would show by now
 
     assert outcome["state"] == "completed"
     job = await app.queue_manager.queue.getJob(job_id)
@@ -154,11 +154,11 @@ async def test_control_the_same_work_blocking_the_event_loop_runs_again(
     app: ServerApp, start_supervisor: StartSupervisor
 ) -> None:
     """Without the thread, lock renewal stops and the job is taken for stalled and run again."""
-    lock_ms = 1000
+    lock_ms = 2000  # renewed about every second: room for a busy machine
     start_supervisor(
         worker_count=2,
         worker_queue_lock_duration=lock_ms,
-        worker_queue_stalled_interval=500,
+        worker_queue_stalled_interval=1000,
     )
     await live_processes(app.queue_manager, 2)
     job_id = await app.queue_manager.submit_job("loopBlockingSleep", {"ms": 3 * lock_ms})
