@@ -22,6 +22,7 @@ from quickdapp.devtools.redis_manager import RedisManager, RedisUnavailableError
 from quickdapp.jobs.registry import JobRegistry, default_registry
 from quickdapp.workers.process import run_worker
 from tests.helpers.services import postgres_server, throwaway_database
+from tests.helpers.supervisor import SupervisorProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_JOB_MODULE = "tests.helpers.jobs"
@@ -128,3 +129,22 @@ async def start_worker(settings: Settings, registry: JobRegistry) -> AsyncIterat
 
 
 pytest_plugins = ["tests.helpers.chain"]
+
+
+StartSupervisor = Callable[..., SupervisorProcess]
+
+
+@pytest.fixture
+def start_supervisor(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., SupervisorProcess]]:
+    """Start `quickdapp workers` as a real process with the test's settings (plus overrides)."""
+    started: list[SupervisorProcess] = []
+
+    def start(**overrides: Any) -> SupervisorProcess:
+        log = tmp_path / f"supervisor-{len(started) + 1}.log"
+        supervisor = SupervisorProcess(settings.model_copy(update=overrides), log)
+        started.append(supervisor)
+        return supervisor
+
+    yield start
+    for supervisor in started:
+        supervisor.stop()

@@ -24,6 +24,7 @@ from quickdapp.devtools.redis_manager import RedisManager, RedisUnavailableError
 from quickdapp.jobs.types import PermanentJobError
 from quickdapp.startup import on_start
 from quickdapp.workers.process import run_worker
+from quickdapp.workers.supervisor import run_supervisor
 
 logger = logging.getLogger("quickdapp")
 
@@ -62,11 +63,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--env-file", default=".env", help="settings file (default: .env)")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    dev = commands.add_parser("dev", help="start Redis if needed, migrate, run a worker")
+    dev = commands.add_parser("dev", help="start Redis if needed, migrate, run the worker processes")
     dev.set_defaults(command=_dev)
 
     worker = commands.add_parser("worker", help="run one worker process")
     worker.set_defaults(command=_worker)
+
+    workers = commands.add_parser(
+        "workers", help="run WORKER_COUNT worker processes, restarted if they die"
+    )
+    workers.set_defaults(command=_workers)
 
     submit = commands.add_parser("submit", help="validate and enqueue a job")
     submit.add_argument("type", help="job type, e.g. cleanupAuditLog")
@@ -118,7 +124,7 @@ def _dev(settings: Settings, args: argparse.Namespace) -> int:
         upgrade(settings.database_url)
         logger.info("database ready at %s", settings.database_url)
         _with_app(settings, on_start)
-        return _worker(settings, args)
+        return _workers(settings, args)
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -128,6 +134,10 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         await run_worker(app, stop)
 
     return _with_app(settings, work)
+
+
+def _workers(settings: Settings, args: argparse.Namespace) -> int:
+    return run_supervisor(settings)
 
 
 def _submit(settings: Settings, args: argparse.Namespace) -> int:

@@ -31,6 +31,7 @@ ACCEPTS = {
     "FACTORY_CONTRACT_ADDRESS": "a 20-byte hex address, 0x followed by 40 hex digits",
     "CHAIN_CONFIRMATIONS": "a non-negative integer of blocks",
     "CHAIN_MAX_BLOCK_RANGE": "a positive integer of blocks (most read by one watchChain run)",
+    "WORKER_SHUTDOWN_TIMEOUT": "a positive number of seconds",
 }
 
 
@@ -64,6 +65,7 @@ class Settings(BaseSettings):
     factory_contract_address: str | None = None
     chain_confirmations: Annotated[int, Field(ge=0)] = 0
     chain_max_block_range: Annotated[int, Field(ge=1)] = 500
+    worker_shutdown_timeout: Annotated[float, Field(gt=0)] = 30.0
 
     @field_validator("redis_url")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import time
 from typing import Any
 
@@ -74,4 +75,37 @@ JOBS = [
     JobDefinition(
         name="exclusiveRecordRun", model=RecordData, priority=20, handler=record_run, exclusive=True
     ),
+]
+
+
+async def pid_sleep_job(ctx: JobContext[SleepData]) -> dict[str, Any]:
+    """Sleeps, then says which process ran it."""
+    await asyncio.sleep(ctx.data.ms / 1000)
+    return {"pid": os.getpid()}
+
+
+def loop_blocking_sleep_job(ctx: JobContext[SleepData]) -> dict[str, Any]:
+    """Wrongly declared async-safe: blocks the event loop, so lock renewal stops meanwhile."""
+    time.sleep(ctx.data.ms / 1000)
+    return {"slept_ms": ctx.data.ms}
+
+
+async def _loop_blocking(ctx: JobContext[SleepData]) -> dict[str, Any]:
+    return loop_blocking_sleep_job(ctx)
+
+
+class CrashData(JobData):
+    after_ms: int = Field(default=100, ge=0)
+
+
+async def crash_job(ctx: JobContext[CrashData]) -> None:
+    """Kills its own process, as a segfault or the OOM killer would."""
+    await asyncio.sleep(ctx.data.after_ms / 1000)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+JOBS += [
+    JobDefinition(name="pidSleep", model=SleepData, priority=20, handler=pid_sleep_job),
+    JobDefinition(name="loopBlockingSleep", model=SleepData, priority=20, handler=_loop_blocking),
+    JobDefinition(name="crash", model=CrashData, priority=20, handler=crash_job),
 ]

@@ -13,14 +13,9 @@ from quickdapp.app import ServerApp
 from quickdapp.config import Settings
 from quickdapp.db.audit import get_job_history
 from tests.helpers.processes import settings_env
+from tests.helpers.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-async def _until(condition, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not await condition():
-            await asyncio.sleep(0.05)
 
 
 async def test_sigterm_finishes_the_active_job_and_leaves_the_rest_waiting(
@@ -43,7 +38,7 @@ async def test_sigterm_finishes_the_active_job_and_leaves_the_rest_waiting(
         async def active() -> bool:
             return await manager.queue.getJobState(running) == "active"
 
-        await _until(active)
+        await eventually(active, 15, "the first job to be active")
         worker.send_signal(signal.SIGTERM)
         output, _ = await asyncio.to_thread(worker.communicate, timeout=30)
     finally:

@@ -127,6 +127,9 @@ class RedisManager:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             preexec_fn=die_with_parent,
+            # Own process group: a Ctrl-C at the terminal must not stop Redis under the workers
+            # that are still finishing their jobs; stop() ends it after them.
+            process_group=0,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -17,6 +17,7 @@ from quickdapp.jobs.registry import JobRegistry
 from quickdapp.queue.cron import validate_cron_pattern
 from quickdapp.queue.queues import QUEUE_NAME, create_queue, default_job_options
 from quickdapp.queue.redis import RedisHealth, redis_health
+from quickdapp.workers.heartbeat import WorkerProcessInfo, heartbeat_namespace, read_heartbeats
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class QueueHealth:
     workers: int
     redis: RedisHealth
     warnings: list[str] = field(default_factory=list)
+    processes: list[WorkerProcessInfo] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -191,7 +193,8 @@ class QueueManager:
         return [_cron_job(record) for record in await self.queue.getJobSchedulers(asc=True)]
 
     async def get_health(self) -> QueueHealth:
-        """Job counts per state, the paused flag, connected workers and Redis health."""
+        """Job counts per state, the paused flag, connected workers, live worker processes
+        (from their heartbeats) and Redis health."""
         health = await redis_health(self.queue.client)
         if not health.ok:
             return QueueHealth(QUEUE_NAME, {}, False, 0, health, [f"Redis: {health.error}"])
@@ -199,6 +202,7 @@ class QueueManager:
         paused = await self.queue.isPaused()
         # Each Worker holds two named connections (commands and blocking pop): count names.
         workers = len({client["rawname"] for client in await self.queue.get_workers()})
+        processes = await read_heartbeats(self.queue.client, heartbeat_namespace(self.queue.keys[""]))
         warnings = list(health.warnings)
         if workers == 0:
             warnings.append("no worker is connected to the queue: jobs will wait")
@@ -209,6 +213,7 @@ class QueueManager:
             workers,
             health,
             warnings,
+            processes,
         )
 
     async def wait_until_finished(self, job_id: str, timeout: float) -> dict[str, Any]:

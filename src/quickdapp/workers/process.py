@@ -1,25 +1,49 @@
-"""One worker process: a bullmq Worker on `jobs` running the unified processor."""
+"""One worker process: a bullmq Worker on `jobs` running the unified processor.
+
+`quickdapp worker` runs one in the foreground; the supervisor starts WORKER_COUNT of them with
+`python -m quickdapp.workers`, handing each the settings as JSON on its stdin.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
+import signal
 import socket
+import sys
 import time
+from collections.abc import Coroutine
 from typing import Any
 from uuid import uuid4
 
 from bullmq import Worker
 
 from quickdapp.app import ServerApp
+from quickdapp.config import Settings
 from quickdapp.queue.processor import JobProcessor
 from quickdapp.queue.queues import QUEUE_NAME
+from quickdapp.queue.redis import redact
+from quickdapp.workers.heartbeat import Heartbeat, heartbeat_namespace
+from quickdapp.workers.outage import OutageLog, is_connection_error
+from quickdapp.workers.stalled import record_stalled_attempt, record_stalled_failure
 
 logger = logging.getLogger(__name__)
 
+# bullmq waits this long before fetching again after a connection error (its default, 15 s,
+# would leave the queue idle that long after Redis comes back).
+RECONNECT_DELAY_MS = 1_000
+IDLE_CLOSE_GRACE = 2.0  # seconds bullmq gets to end its fetch once no job is left (it takes ms)
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(process)d %(name)s: %(message)s"
 
-def create_worker(app: ServerApp, *, name: str | None = None) -> Worker:
+
+def create_worker(
+    app: ServerApp,
+    *,
+    name: str | None = None,
+    outage: OutageLog | None = None,
+    background: _Background | None = None,
+) -> Worker:
     """A Worker with the queue settings of `app`, not yet running (see `start_worker`)."""
     settings = app.settings
     options: dict[str, Any] = {
@@ -28,14 +52,18 @@ def create_worker(app: ServerApp, *, name: str | None = None) -> Worker:
         "stalledInterval": settings.worker_queue_stalled_interval,
         "lockDuration": settings.worker_queue_lock_duration,
         "maxStalledCount": settings.worker_queue_max_stalled_count,
+        "runRetryDelay": RECONNECT_DELAY_MS,
         "autorun": False,
     }
     # A name per Worker, so health can tell workers apart from their several connections.
     options["name"] = name or f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:6]}"
     worker = Worker(QUEUE_NAME, JobProcessor(app, app.registry), options)
-    errors = _ErrorLog()
+    errors = _ErrorLog(outage or OutageLog(redact(settings.redis_url)))
+    tasks = background or _Background()
     worker.on("error", errors)
     worker.on("failed", _log_failure)
+    worker.on("failed", lambda job, *_: _audit_stalled_failure(app, job, tasks))
+    worker.on("stalled", lambda job_id, *_: tasks.spawn(record_stalled_attempt(app, job_id)))
     return worker
 
 
@@ -60,29 +88,133 @@ async def run_worker(
     stop: asyncio.Event,
     *,
     name: str | None = None,
+    shutdown_timeout: float | None = None,
     ready: asyncio.Event | None = None,
-) -> None:
+) -> bool:
     """Process jobs until `stop` is set, then close gracefully: active jobs finish, none start.
 
-    `ready` is set once the worker runs and is registered in Redis.
+    `ready` is set once the worker runs and is registered in Redis. Jobs still running after
+    `shutdown_timeout` seconds (default WORKER_SHUTDOWN_TIMEOUT) are abandoned; their locks
+    lapse and the stalled check gives them to another worker. Returns True when the close was
+    clean.
     """
-    worker = create_worker(app, name=name)
+    settings = app.settings
+    outage = OutageLog(redact(settings.redis_url))
+    background = _Background()
+    worker = create_worker(app, name=name, outage=outage, background=background)
+    heartbeat = Heartbeat(
+        app.redis,
+        heartbeat_namespace(app.queue_manager.queue.keys[""]),
+        concurrency=settings.worker_queue_concurrency,
+        active_job_ids=lambda: [str(job.id) for job, _token in list(worker.jobs)],
+        outage=outage,
+    )
     loop_task = await start_worker(worker)
     if ready is not None:
         ready.set()
+    # Beats on while active jobs finish after `stop`: health shows the process until it is gone.
+    closed = asyncio.Event()
+    beating = asyncio.create_task(heartbeat.run(closed), name="heartbeat")
     logger.info(
         "worker %s processing %r (concurrency %d)",
         worker.id,
         QUEUE_NAME,
-        app.settings.worker_queue_concurrency,
+        settings.worker_queue_concurrency,
     )
     stopped = asyncio.create_task(stop.wait())
     await asyncio.wait({loop_task, stopped}, return_when=asyncio.FIRST_COMPLETED)
     stopped.cancel()
-    logger.info("worker %s closing: waiting for %d active jobs", worker.id, len(worker.jobs))
-    await worker.close()
-    await loop_task
+    timeout = settings.worker_shutdown_timeout if shutdown_timeout is None else shutdown_timeout
+    logger.info(
+        "worker %s closing: waiting up to %.0fs for %d active jobs", worker.id, timeout, len(worker.jobs)
+    )
+    abandoned = await _close(worker, timeout)
+    if abandoned:
+        logger.warning(
+            "worker %s: %d jobs still running after %.0fs, ended them (they run again once "
+            "their locks lapse): %s",
+            worker.id,
+            len(abandoned),
+            timeout,
+            ", ".join(abandoned),
+        )
+    await asyncio.wait({loop_task})
+    await background.drain()  # audit rows of stalled jobs
+    closed.set()
+    await beating
+    await heartbeat.remove()
     logger.info("worker %s closed", worker.id)
+    return not abandoned
+
+
+async def _close(worker: Worker, timeout: float) -> list[str]:
+    """Close `worker`: active jobs get `timeout` seconds; returns the ids of those it then ended.
+
+    With no job left, bullmq's close only has to cancel its blocking fetch; should that take
+    longer than IDLE_CLOSE_GRACE (seen once under load: 30 s), it is cut short, losing no job.
+    """
+    loop = asyncio.get_running_loop()
+    closing = asyncio.create_task(worker.close())
+    deadline = loop.time() + timeout
+    idle_since: float | None = None
+    while not closing.done():
+        now = loop.time()
+        idle_since = None if worker.jobs else (idle_since or now)
+        if now >= deadline or (idle_since is not None and now - idle_since >= IDLE_CLOSE_GRACE):
+            break
+        await asyncio.wait({closing}, timeout=0.1)
+    if closing.done():
+        return []
+    abandoned = sorted(str(job.id) for job, _token in list(worker.jobs))
+    if not abandoned:
+        logger.info("worker %s: close still waiting with no active job; cutting it short", worker.id)
+    # What close(force=True) does, without starting a second teardown.
+    worker.forceClosing = True
+    worker.cancelProcessing()
+    await asyncio.wait({closing}, timeout=IDLE_CLOSE_GRACE)
+    return abandoned
+
+
+def serve(settings: Settings) -> int:
+    """Run one worker process in the foreground until SIGTERM or SIGINT; 0 after a clean close."""
+
+    async def work() -> bool:
+        app = await ServerApp.create(settings)
+        try:
+            stop = asyncio.Event()
+            _on_signals(stop)
+            return await run_worker(app, stop)
+        finally:
+            await app.close()
+
+    return 0 if asyncio.run(work()) else 1
+
+
+def main() -> int:
+    """Entry of a worker process started by the supervisor: settings arrive as JSON on stdin."""
+    settings = Settings.model_validate_json(sys.stdin.read())
+    sys.stdin.close()
+    logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
+    return serve(settings)
+
+
+def _on_signals(stop: asyncio.Event) -> None:
+    """First SIGINT/SIGTERM: graceful stop. A second one: stop now."""
+    loop = asyncio.get_running_loop()
+
+    def first(signum: int) -> None:
+        logger.info(
+            "%s received: finishing active jobs (again to stop now)", signal.Signals(signum).name
+        )
+        stop.set()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, second)
+
+    def second() -> None:
+        raise SystemExit(130)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, first, sig)
 
 
 def _log_failure(job: Any, error: BaseException, *_: Any) -> None:
@@ -97,15 +229,40 @@ def _log_failure(job: Any, error: BaseException, *_: Any) -> None:
     )
 
 
+def _audit_stalled_failure(app: ServerApp, job: Any, tasks: _Background) -> None:
+    if getattr(job, "deferredFailure", None):
+        tasks.spawn(record_stalled_failure(app, job))
+
+
+class _Background:
+    """Tasks started from bullmq's (synchronous) event callbacks, kept referenced until done."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+
 class _ErrorLog:
     """Logs worker errors, each distinct message once per minute: an outage is one line, not
-    thousands."""
+    thousands. Connection errors go to the OutageLog, which says once that Redis is away."""
 
-    def __init__(self, every: float = 60.0) -> None:
+    def __init__(self, outage: OutageLog, every: float = 60.0) -> None:
+        self._outage = outage
         self._every = every
         self._last: dict[str, float] = {}
 
     def __call__(self, error: BaseException, *_: Any) -> None:
+        if is_connection_error(error):
+            self._outage.lost(error)
+            return
         message = f"{type(error).__name__}: {error}"
         now = time.monotonic()
         if now - self._last.get(message, -self._every) >= self._every:

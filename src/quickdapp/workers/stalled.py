@@ -1,0 +1,92 @@
+"""The audit trail of stalled jobs: attempts whose process died (or froze) never write their own row.
+
+BullMQ's stalled check moves such a job back to wait (any live worker runs the check); after
+WORKER_QUEUE_MAX_STALLED_COUNT stalls it marks the job, and the next worker to take it fails
+it with "job stalled more than allowable limit" without running it. Both leave a row here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from quickdapp.db.audit import JobExecution, record_job_execution
+
+if TYPE_CHECKING:
+    from quickdapp.app import ServerApp
+
+logger = logging.getLogger(__name__)
+
+STALLED_REASON = "job stalled more than allowable limit"
+
+
+async def record_stalled_attempt(app: ServerApp, job_id: str) -> None:
+    """Audit the attempt of `job_id` that just stalled, as a failed row of its own.
+
+    The job may already have been taken again by another process: read its counters and
+    whether it is active in one transaction, and count back over that new start.
+    """
+    queue = app.queue_manager.queue
+    job_key = f"{queue.keys['']}{job_id}"
+    async with app.redis.pipeline(transaction=True) as pipe:
+        pipe.hmget(job_key, "name", "data", "ats", "stc", "processedOn", "defa")
+        pipe.lpos(queue.keys["active"], job_id)
+        (name, raw_data, started, stalls, processed_on, deferred), active_at = await pipe.execute()
+    if name is None:
+        return  # removed meanwhile: nothing left to describe
+    attempt = int(started or 0) - (1 if active_at is not None else 0)
+    limit = app.settings.worker_queue_max_stalled_count
+    note = (
+        f"{STALLED_REASON}: it will fail without another run"
+        if deferred
+        else "moved back to wait: another worker process runs it again"
+    )
+    error = (
+        f"stalled (stall {stalls} of at most {limit}): the worker process running it died or "
+        f"stopped renewing its lock within {app.settings.worker_queue_lock_duration} ms; {note}"
+    )
+    logger.warning("%s job %s attempt %d %s", name, job_id, attempt, error)
+    await _record(app, job_id, name, raw_data, max(attempt, 1), processed_on, error)
+
+
+async def record_stalled_failure(app: ServerApp, job: Any) -> None:
+    """Audit the final, never-run attempt of a job that BullMQ failed for stalling too often."""
+    error = (
+        f"{job.deferredFailure}: stalled {job.stalledCounter} times, more than "
+        f"WORKER_QUEUE_MAX_STALLED_COUNT={app.settings.worker_queue_max_stalled_count}"
+    )
+    payload = json.dumps(job.data) if job.data is not None else None
+    await _record(app, str(job.id), job.name, payload, job.attemptsStarted, None, error)
+
+
+async def _record(
+    app: ServerApp,
+    job_id: str,
+    name: str,
+    raw_data: str | None,
+    attempt: int,
+    processed_on: str | None,
+    error: str,
+) -> None:
+    payload = json.loads(raw_data) if raw_data else {}
+    payload = payload if isinstance(payload, dict) else {}
+    user_id = payload.get("userId")
+    now = datetime.now(UTC)
+    started_at = datetime.fromtimestamp(int(processed_on) / 1000, UTC) if processed_on else now
+    execution = JobExecution(
+        job_id=job_id,
+        attempt=attempt,
+        type=name,
+        user_id=user_id if isinstance(user_id, int) else None,
+        data=payload.get("data") or {},
+        status="failed",
+        started_at=min(started_at, now),
+        completed_at=now,
+        error=error,
+    )
+    try:
+        await record_job_execution(app.sessions, execution)
+    except Exception:
+        logger.exception("could not write the audit row of stalled job %s", job_id)

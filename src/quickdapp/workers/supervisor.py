@@ -1,0 +1,214 @@
+"""The supervisor: WORKER_COUNT worker processes, restarted when they die, stopped gracefully.
+
+Each worker is a child process running `python -m quickdapp.workers` (the code of
+`quickdapp worker`) with the supervisor's own settings as JSON on its stdin, so every child
+works with exactly the settings the supervisor was started with. The supervisor never runs a
+job itself and only ever signals its own children, by their process objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+
+from pydantic import SecretBytes, SecretStr
+from pydantic_core import to_json
+
+from quickdapp.config import Settings
+from quickdapp.devtools.process import die_with_parent
+
+logger = logging.getLogger(__name__)
+
+FIRST_RESTART_DELAY = 1.0  # seconds before restarting a process that died
+MAX_RESTART_DELAY = 60.0  # the back-off doubles per quick death up to this
+STABLE_AFTER = 30.0  # a process that ran this long was healthy: the back-off starts over
+KILL_GRACE = 3.0  # past WORKER_SHUTDOWN_TIMEOUT: the child ends late jobs itself, then SIGKILL
+
+
+def worker_command() -> list[str]:
+    """The command line of one worker process."""
+    return [sys.executable, "-m", "quickdapp.workers"]
+
+
+@dataclass
+class _Slot:
+    """One of the WORKER_COUNT places, and the process currently filling it."""
+
+    number: int
+    process: asyncio.subprocess.Process | None = None
+    started: float = 0.0
+    restarts: int = 0
+    quick_deaths: int = 0
+
+
+class Supervisor:
+    """Keeps `settings.worker_processes` worker processes running until stopped."""
+
+    def __init__(self, settings: Settings, *, command: list[str] | None = None) -> None:
+        self.settings = settings
+        self._command = command or worker_command()
+        self._payload = _settings_json(settings)
+        self._slots = [_Slot(number) for number in range(1, settings.worker_processes + 1)]
+        self._signalled: set[int] = set()
+
+    async def run(self, stop: asyncio.Event) -> int:
+        """Start the processes, keep them alive until `stop` is set, then shut them down.
+
+        Returns 0 when every process finished its jobs and exited cleanly within
+        WORKER_SHUTDOWN_TIMEOUT, 1 when some had to be killed or failed to close.
+        """
+        logger.info(
+            "supervisor %d starting %d worker processes (concurrency %d each)",
+            os.getpid(),
+            len(self._slots),
+            self.settings.worker_queue_concurrency,
+        )
+        keepers = [asyncio.create_task(self._keep_alive(slot, stop)) for slot in self._slots]
+        waiting = asyncio.create_task(stop.wait())
+        # A keeper only ends on its own if it fails: stop everything rather than run short.
+        done, _ = await asyncio.wait({waiting, *keepers}, return_when=asyncio.FIRST_COMPLETED)
+        stop.set()
+        for task in done:
+            if task is not waiting and task.exception() is not None:
+                logger.error("supervisor error: %r", task.exception())
+        return await self._shut_down(keepers)
+
+    def kill_all(self) -> None:
+        """Stop now: SIGKILL every live child (a second SIGINT/SIGTERM to the supervisor)."""
+        for slot in self._slots:
+            if _alive(slot.process):
+                logger.warning("killing worker process %d", slot.process.pid)  # type: ignore[union-attr]
+                slot.process.kill()  # type: ignore[union-attr]
+
+    async def _keep_alive(self, slot: _Slot, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            process = await self._spawn(slot)
+            if stop.is_set():
+                self._terminate(process)  # started while the shutdown began
+            code = await process.wait()
+            if stop.is_set():
+                return
+            lived = time.monotonic() - slot.started
+            slot.quick_deaths = slot.quick_deaths + 1 if lived < STABLE_AFTER else 1
+            slot.restarts += 1
+            delay = min(FIRST_RESTART_DELAY * 2 ** (slot.quick_deaths - 1), MAX_RESTART_DELAY)
+            logger.error(
+                "worker process %d (slot %d of %d) %s after %.1fs; restart %d in %.1fs",
+                process.pid,
+                slot.number,
+                len(self._slots),
+                _describe_exit(code),
+                lived,
+                slot.restarts,
+                delay,
+            )
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+            except TimeoutError:
+                pass
+
+    async def _spawn(self, slot: _Slot) -> asyncio.subprocess.Process:
+        process = await asyncio.create_subprocess_exec(
+            *self._command,
+            stdin=asyncio.subprocess.PIPE,
+            # Own process group: a Ctrl-C at the terminal reaches the supervisor only, which
+            # then stops each child once, in order. Dies with the supervisor if that is killed.
+            process_group=0,
+            preexec_fn=die_with_parent,
+        )
+        slot.process, slot.started = process, time.monotonic()
+        assert process.stdin is not None
+        process.stdin.write(self._payload)
+        try:
+            await process.stdin.drain()
+        except ConnectionError:
+            pass  # the child died at once; its exit is reported like any other
+        process.stdin.close()
+        logger.info(
+            "worker process %d started (slot %d of %d)", process.pid, slot.number, len(self._slots)
+        )
+        return process
+
+    def _terminate(self, process: asyncio.subprocess.Process) -> None:
+        # Once only: a second SIGTERM tells a worker to drop its jobs at once.
+        if _alive(process) and process.pid not in self._signalled:
+            self._signalled.add(process.pid)
+            process.terminate()
+
+    async def _shut_down(self, keepers: list[asyncio.Task[None]]) -> int:
+        timeout = self.settings.worker_shutdown_timeout
+        live = [slot.process for slot in self._slots if slot.process and _alive(slot.process)]
+        logger.info(
+            "supervisor stopping %d worker processes: active jobs get %.0fs to finish",
+            len(live),
+            timeout,
+        )
+        for process in live:
+            self._terminate(process)
+        _, late = await asyncio.wait(keepers, timeout=timeout + KILL_GRACE)
+        clean = not late
+        if late:
+            self.kill_all()
+            await asyncio.wait(keepers)
+        for process in live:
+            # Ended by our SIGTERM before it had set up its handlers, so before any job.
+            if process.returncode not in (0, -signal.SIGTERM):
+                clean = False
+                logger.warning(
+                    "worker process %d %s at shutdown", process.pid, _describe_exit(process.returncode)
+                )
+        logger.info("supervisor stopped (%s)", "clean" if clean else "not clean")
+        return 0 if clean else 1
+
+
+def _settings_json(settings: Settings) -> bytes:
+    """The settings as JSON for a child; secrets in clear (model_dump_json would mask them)."""
+    values = {
+        name: value.get_secret_value() if isinstance(value, SecretStr | SecretBytes) else value
+        for name, value in settings.model_dump().items()
+    }
+    return to_json(values)
+
+
+def _alive(process: asyncio.subprocess.Process | None) -> bool:
+    return process is not None and process.returncode is None
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "is still running"
+    if code < 0:
+        try:
+            return f"was killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def run_supervisor(settings: Settings) -> int:
+    """Run the supervisor in the foreground until SIGTERM or SIGINT (twice: kill the workers now)."""
+
+    async def supervise() -> int:
+        supervisor = Supervisor(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def first(signum: int) -> None:
+            logger.info(
+                "%s received: stopping the worker processes (again to kill them now)",
+                signal.Signals(signum).name,
+            )
+            stop.set()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, supervisor.kill_all)
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, first, sig)
+        return await supervisor.run(stop)
+
+    return asyncio.run(supervise())

@@ -1,0 +1,205 @@
+"""Worker processes that die, freeze, block or lose Redis: no job is lost, none runs twice."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import time
+from datetime import datetime
+
+from quickdapp.app import ServerApp
+from quickdapp.db.audit import get_job_history
+from quickdapp.devtools.redis_manager import RedisManager
+from quickdapp.workers.stalled import STALLED_REASON
+from tests.conftest import StartSupervisor
+from tests.helpers.supervisor import eventually, live_processes
+
+# Locks that lapse fast, so a dead process's jobs are found again within seconds.
+FAST_STALLS = {
+    "worker_queue_lock_duration": 1500,
+    "worker_queue_stalled_interval": 1000,
+    "worker_queue_max_stalled_count": 1,
+}
+
+
+async def _rows(app: ServerApp) -> dict[str, list[tuple[int, str, str | None]]]:
+    """(attempt, status, error) of every audit row, per job id, in attempt order."""
+    page = await get_job_history(app.sessions, limit=1000)
+    rows: dict[str, list[tuple[int, str, str | None]]] = {}
+    for row in sorted(page.items, key=lambda row: row.attempt):
+        rows.setdefault(row.job_id, []).append((row.attempt, row.status, row.error))
+    return rows
+
+
+async def _all_completed(app: ServerApp, job_ids: list[str], timeout: float) -> dict:
+    async def probe() -> dict | None:
+        rows = await _rows(app)
+        done = all(any(status == "completed" for _, status, _ in rows.get(j, [])) for j in job_ids)
+        return rows if done else None
+
+    return await eventually(probe, timeout, f"{len(job_ids)} jobs to complete", interval=0.25)
+
+
+def _completed_once(rows: dict, job_ids: list[str]) -> None:
+    for job_id in job_ids:
+        completed = [r for r in rows[job_id] if r[1] == "completed"]
+        assert len(completed) == 1, f"job {job_id} completed {len(completed)} times: {rows[job_id]}"
+
+
+async def test_sigkilled_worker_is_replaced_and_its_jobs_complete_exactly_once(
+    app: ServerApp, start_supervisor: StartSupervisor
+) -> None:
+    supervisor = start_supervisor(worker_count=2, worker_queue_concurrency=3, **FAST_STALLS)
+    first = await live_processes(app.queue_manager, 2)
+    ids = [await app.queue_manager.submit_job("sleep", {"ms": 3000}) for _ in range(10)]
+
+    async def victim_busy() -> list | None:
+        processes = (await app.queue_manager.get_health()).processes
+        busy = [p for p in processes if p.jobs_in_progress == 3]
+        return busy or None
+
+    victim = (await eventually(victim_busy, 20, "a worker process holding 3 jobs"))[0]
+    os.kill(victim.pid, signal.SIGKILL)
+
+    rows = await _all_completed(app, ids, timeout=60)
+    _completed_once(rows, ids)
+    stalled = {job_id for job_id, attempts in rows.items() if attempts[0][1] == "failed"}
+    assert stalled >= set(victim.job_ids), "each job of the killed process has its stalled row"
+    for job_id in stalled:
+        assert [status for _, status, _ in rows[job_id]] == ["failed", "completed"]
+        assert "stalled" in (rows[job_id][0][2] or "")
+    await live_processes(app.queue_manager, 1, exclude={p.pid for p in first})
+    assert f"worker process {victim.pid} (slot" in supervisor.log()
+    assert "was killed by signal SIGKILL" in supervisor.log()
+
+
+async def test_a_job_that_always_crashes_its_process_fails_as_stalled_and_others_go_on(
+    app: ServerApp, start_supervisor: StartSupervisor
+) -> None:
+    supervisor = start_supervisor(worker_count=2, worker_queue_concurrency=1, **FAST_STALLS)
+    await live_processes(app.queue_manager, 2)
+    crash_id = await app.queue_manager.submit_job("crash", {"after_ms": 200})
+    ids = [await app.queue_manager.submit_job("sleep", {"ms": 300}) for _ in range(6)]
+
+    outcome = await app.queue_manager.wait_until_finished(crash_id, timeout=60)
+    assert outcome["state"] == "failed"
+    assert outcome["failedReason"] == STALLED_REASON
+
+    rows = await _all_completed(app, ids, timeout=30)
+    _completed_once(rows, ids)
+
+    async def three_rows() -> list | None:
+        crash_rows = (await _rows(app)).get(crash_id, [])
+        return crash_rows if len(crash_rows) >= 3 else None
+
+    crash_rows = await eventually(three_rows, 10, "3 audit rows of the crashing job")
+    assert [status for _, status, _ in crash_rows] == ["failed"] * 3, crash_rows
+    assert [attempt for attempt, _, _ in crash_rows] == [1, 2, 3]
+    assert "stall 1 of at most 1" in (crash_rows[0][2] or "")
+    assert "stall 2 of at most 1" in (crash_rows[1][2] or "")
+    assert STALLED_REASON in (crash_rows[2][2] or "")
+    assert len(re.findall(r"was killed by signal SIGKILL", supervisor.log())) == 2
+
+
+async def test_a_process_that_dies_at_start_up_is_restarted_with_growing_back_off(
+    app: ServerApp, start_supervisor: StartSupervisor
+) -> None:
+    supervisor = start_supervisor(worker_count=1, job_modules="tests.helpers.no_such_module")
+    deaths = re.compile(
+        r"^(\S+ \S+) .*exited with code 1 after [\d.]+s; restart (\d+) in ([\d.]+)s$", re.M
+    )
+    starts = re.compile(r"^(\S+ \S+) .*worker process \d+ started", re.M)
+
+    async def three_restarts() -> bool:
+        return len(starts.findall(supervisor.log())) >= 4
+
+    await eventually(three_restarts, 90, "3 restarts")
+    log = supervisor.log()
+    assert "No module named 'tests.helpers.no_such_module'" in log
+    died = [(_when(at), int(n), float(delay)) for at, n, delay in deaths.findall(log)][:3]
+    assert [(n, delay) for _, n, delay in died] == [(1, 1.0), (2, 2.0), (3, 4.0)]
+    restarted = [_when(at) for at in starts.findall(log)][1:4]
+    for (death, _, delay), start in zip(died, restarted, strict=True):
+        assert start - death >= delay - 0.05, f"restarted {start - death:.2f}s after, not {delay}s"
+
+
+def _when(stamp: str) -> float:
+    return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+async def test_a_blocking_handler_three_times_the_lock_completes_once(
+    app: ServerApp, start_supervisor: StartSupervisor
+) -> None:
+    lock_ms = 2000  # renewed about every second: room for a busy machine
+    start_supervisor(
+        worker_count=2,
+        worker_queue_lock_duration=lock_ms,
+        worker_queue_stalled_interval=1000,
+    )
+    await live_processes(app.queue_manager, 2)
+    job_id = await app.queue_manager.submit_job("blockingSleep", {"ms": 3 * lock_ms})
+
+    outcome = await app.queue_manager.wait_until_finished(job_id, timeout=30)
+    await asyncio.sleep(2.5)  # a second run, had there been one, would show by now
+
+    assert outcome["state"] == "completed"
+    job = await app.queue_manager.queue.getJob(job_id)
+    assert (job.attemptsStarted, job.stalledCounter) == (1, 0)
+    assert [(a, s) for a, s, _ in (await _rows(app))[job_id]] == [(1, "completed")]
+
+
+async def test_control_the_same_work_blocking_the_event_loop_runs_again(
+    app: ServerApp, start_supervisor: StartSupervisor
+) -> None:
+    """Without the thread, lock renewal stops and the job is taken for stalled and run again."""
+    lock_ms = 2000  # renewed about every second: room for a busy machine
+    start_supervisor(
+        worker_count=2,
+        worker_queue_lock_duration=lock_ms,
+        worker_queue_stalled_interval=1000,
+    )
+    await live_processes(app.queue_manager, 2)
+    job_id = await app.queue_manager.submit_job("loopBlockingSleep", {"ms": 3 * lock_ms})
+
+    async def started_twice() -> bool:
+        job = await app.queue_manager.queue.getJob(job_id)
+        return job is not None and job.attemptsStarted >= 2
+
+    await eventually(started_twice, 20, "the job to be started again")
+    rows = await eventually(lambda: _stalled_rows(app, job_id), 20, "a stalled row")
+    assert "stalled" in (rows[0][2] or "")
+
+
+async def _stalled_rows(app: ServerApp, job_id: str) -> list | None:
+    return [r for r in (await _rows(app)).get(job_id, []) if "stalled" in (r[2] or "")] or None
+
+
+async def test_workers_ride_out_a_redis_restart_and_run_the_waiting_jobs(
+    app: ServerApp, start_supervisor: StartSupervisor, redis_manager: RedisManager
+) -> None:
+    supervisor = start_supervisor(worker_count=2, worker_queue_concurrency=2)
+    processes = await live_processes(app.queue_manager, 2)
+    warm = [await app.queue_manager.submit_job("echo", {"value": n}) for n in range(4)]
+    await _all_completed(app, warm, timeout=20)
+
+    # Due while Redis is away: they wait in Redis's append-only file.
+    ids = [await app.queue_manager.submit_job("sleep", {"ms": 200}, delay=1500) for _ in range(6)]
+    try:
+        redis_manager.stop()
+        began = time.monotonic()
+        await asyncio.sleep(4)
+    finally:
+        redis_manager.start()
+    down_for = time.monotonic() - began
+
+    rows = await _all_completed(app, ids, timeout=45)
+    _completed_once(rows, ids)
+    log = supervisor.log()
+    for process in processes:
+        lost = re.findall(rf" {process.pid} \S+: lost the connection to Redis", log)
+        back = re.findall(rf" {process.pid} \S+: Redis at \S+ is back after", log)
+        assert (len(lost), len(back)) == (1, 1), f"process {process.pid}:\n{log}"
+    assert "restart" not in log, "no worker process died of the outage"
+    assert log.count("\n") < 200, f"an outage of {down_for:.1f}s took {log.count(chr(10))} log lines"
