@@ -20,6 +20,10 @@ from quickdapp.db import audit
 from quickdapp.db.migrate import upgrade
 from quickdapp.devtools.redis_manager import RedisManager, RedisUnavailableError
 from quickdapp.jobs.types import PermanentJobError
+from quickdapp.web.app import create_app
+from quickdapp.web.auth import AdminCredentials, admin_credentials
+from quickdapp.web.metrics import enable_multiprocess
+from quickdapp.web.server import dashboard_url, serve
 from quickdapp.workers.process import run_worker
 
 logger = logging.getLogger("quickdapp")
@@ -78,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="apply database migrations")
     migrate.set_defaults(command=_migrate)
+
+    serve_cmd = commands.add_parser("serve", help="run the web server (dashboard, metrics, health)")
+    serve_cmd.set_defaults(command=_serve)
     return parser
 
 
@@ -85,10 +92,12 @@ def _dev(settings: Settings, args: argparse.Namespace) -> int:
     with RedisManager(settings.redis_url, data_dir=DEV_REDIS_DIR, reuse=True):
         upgrade(settings.database_url)
         logger.info("database ready at %s", settings.database_url)
-        return _worker(settings, args)
+        return _serve(settings, args, with_worker=True)
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    enable_multiprocess(settings.metrics_dir)
+
     async def work(app: ServerApp) -> None:
         stop = asyncio.Event()
         _on_signals(stop)
@@ -143,6 +152,36 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     upgrade(settings.database_url)
     print(f"database at {settings.database_url} is up to date")
     return 0
+
+
+def _serve(settings: Settings, args: argparse.Namespace, *, with_worker: bool = False) -> int:
+    """The web server; with `with_worker` (quickdapp dev) a worker runs on the same event loop."""
+    try:
+        credentials: AdminCredentials = admin_credentials(settings)
+    except SettingsError as exc:
+        print(f"quickdapp: {exc}", file=sys.stderr)
+        return 2
+    if with_worker:
+        enable_multiprocess(settings.metrics_dir)
+
+    async def run(app: ServerApp) -> None:
+        stop = asyncio.Event()
+        _on_signals(stop)
+        web = create_app(settings, app, credentials=credentials)
+        parts = [serve(web, settings, stop)]
+        if with_worker:
+            parts.append(run_worker(app, stop))
+
+        async def until_stopped(part: Awaitable[None]) -> None:
+            try:
+                await part
+            finally:
+                stop.set()  # one part ending (or failing) stops the others
+
+        print(f"dashboard: {dashboard_url(settings)}  (user {credentials.username!r})", flush=True)
+        await asyncio.gather(*(until_stopped(part) for part in parts))
+
+    return _with_app(settings, run)
 
 
 def _with_app(settings: Settings, body: Callable[[ServerApp], Awaitable[None]]) -> int:

@@ -24,6 +24,13 @@ ACCEPTS = {
     "DATABASE_URL": "an SQLAlchemy async URL: postgresql+asyncpg://... or sqlite+aiosqlite:///...",
     "LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
     "JOB_MODULES": "comma-separated importable module names, each with a JOBS list",
+    "HOST": "an address to bind the web server to, e.g. 127.0.0.1",
+    "PORT": "a TCP port, 1..65535",
+    "ADMIN_USERNAME": "a non-empty user name for the dashboard",
+    "ADMIN_PASSWORD": "the dashboard password (required outside development)",
+    "ADMIN_TOKEN": "a bearer token for the dashboard API (optional)",
+    "APP_ENV": "one of development, test, production",
+    "METRICS_DIR": "a directory for the Prometheus multiprocess files of the workers",
 }
 
 
@@ -46,6 +53,13 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     log_level: LogLevel = "INFO"
     job_modules: str = ""
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    admin_username: Annotated[str, Field(min_length=1)] = "admin"
+    admin_password: str = ""
+    admin_token: str = ""
+    app_env: Literal["development", "test", "production"] = "development"
+    metrics_dir: str = ".data/metrics"
 
     @field_validator("redis_url")
     @classmethod

@@ -55,7 +55,7 @@ class RedisManager:
         self.url = url
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 6379
-        self.data_dir = data_dir
+        self.data_dir = data_dir.resolve()  # redis-server chdirs to --dir before opening --logfile
         self.reuse = reuse
         self.appendonly = appendonly
         self.process: subprocess.Popen[bytes] | None = None
