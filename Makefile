@@ -4,13 +4,24 @@ VENV := .venv
 BIN := $(VENV)/bin
 READY := $(VENV)/.ready
 
-.PHONY: dev test lint bench clean
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: dev test lint bench clean chromium
 
 dev: $(READY)
 	$(BIN)/quickdapp dev
 
-test: $(READY)
+test: $(READY) chromium
 	$(BIN)/pytest
+
+# The browser tests drive Debian's Chromium (Playwright's own browser downloads are not used).
+chromium:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "NOTE: $(CHROMIUM) missing: install it (apt-get install chromium) or the browser tests skip"; \
+	  fi; }
 
 lint: $(READY)
 	$(BIN)/ruff check src tests bench

@@ -41,7 +41,7 @@ async def test_overview_shows_counts_paused_flag_schedulers_and_job_types(
     # The scheduler's next run waits as a delayed job too.
     assert body["counts"]["prioritized"] == 1 and body["counts"]["delayed"] == 2
     assert body["paused"] is False
-    assert body["workers"] == 0
+    assert body["workers"] == []
     assert "no worker is connected to the queue: jobs will wait" in body["warnings"]
     [scheduler] = body["schedulers"]
     assert scheduler["key"] == "cleanupAuditLog" and scheduler["pattern"] == "0 3 * * *"
@@ -49,6 +49,21 @@ async def test_overview_shows_counts_paused_flag_schedulers_and_job_types(
     types = {t["name"]: t for t in body["job_types"]}
     assert types["watchChain"]["priority"] == 1
     assert "retentionDays" in types["cleanupAuditLog"]["data_schema"]["properties"]
+
+
+async def test_overview_lists_each_live_worker_once(
+    admin: httpx.AsyncClient, start_worker: StartWorker
+) -> None:
+    await start_worker()
+    await start_worker()
+    await asyncio.sleep(0.3)  # each worker names its connections when it starts
+
+    body = (await admin.get(f"{API}/overview")).json()
+
+    names = [w["name"] for w in body["workers"]]
+    assert len(names) == 2 and len(set(names)) == 2
+    assert all(name.count(":") == 2 for name in names)  # host:pid:suffix
+    assert not any("no worker" in warning for warning in body["warnings"])
 
 
 async def test_job_lists_are_paginated_per_state(admin: httpx.AsyncClient, app: ServerApp) -> None:

@@ -18,6 +18,7 @@ from quickdapp.app import ServerApp
 from quickdapp.config import Settings
 from quickdapp.web.app import create_app
 from quickdapp.web.metrics import mark_process_dead, prepare_metrics_dir
+from quickdapp.web.workers import live_workers
 from tests.conftest import ROOT, TEST_JOB_MODULE
 
 WORKER_START_TIMEOUT = 30
@@ -74,7 +75,7 @@ def workers(settings: Settings, tmp_path: Path) -> Iterator[WorkerProcesses]:
 
 async def _wait_for_workers(app: ServerApp, count: int) -> None:
     deadline = asyncio.get_running_loop().time() + WORKER_START_TIMEOUT
-    while len(await app.queue_manager.queue.get_workers()) < count:
+    while len(await live_workers(app.queue_manager.queue)) < count:
         assert asyncio.get_running_loop().time() < deadline, "workers did not connect"
         await asyncio.sleep(0.1)
 
@@ -137,6 +138,7 @@ async def test_counters_from_two_worker_processes_add_up_and_depths_match_health
     assert health.counts["completed"] == 24 and health.counts["failed"] == 6
     assert health.counts["delayed"] == 2
     assert samples["bullmq_queue_paused{}"] == 1
+    assert samples["bullmq_queue_workers{}"] == 2
 
 
 async def test_counters_survive_a_worker_restart(

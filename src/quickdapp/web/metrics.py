@@ -21,6 +21,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from quickdapp.queue.queues import QUEUE_NAME
+from quickdapp.web.workers import live_workers
 
 if TYPE_CHECKING:
     from quickdapp.queue.manager import QueueManager
@@ -113,14 +114,17 @@ class QueueDepthCollector(Collector):
             "bullmq_queue_paused", "1 when the queue is paused", value=int(self._paused)
         )
         yield GaugeMetricFamily(
-            "bullmq_queue_workers", "Workers connected to the queue", value=self._workers
+            "bullmq_queue_workers",
+            "Workers connected to the queue (not connections)",
+            value=self._workers,
         )
 
 
 async def render_metrics(queue_manager: QueueManager, metrics_dir: str | Path) -> bytes:
     """The Prometheus text of every worker's job metrics and the queue's depths right now."""
     health = await queue_manager.get_health()
-    depth = QueueDepthCollector(health.counts, health.paused, health.workers)
+    workers = len(await live_workers(queue_manager.queue)) if health.redis.ok else 0
+    depth = QueueDepthCollector(health.counts, health.paused, workers)
     # Reading the workers' files is file I/O: keep it off the event loop.
     return await asyncio.to_thread(_render, depth, Path(metrics_dir))
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
 from typing import Any
+from uuid import uuid4
 
 from bullmq import Worker
 
@@ -27,13 +30,18 @@ def create_worker(app: ServerApp, *, name: str | None = None) -> Worker:
         "maxStalledCount": settings.worker_queue_max_stalled_count,
         "autorun": False,
     }
-    if name:
-        options["name"] = name
+    # A unique name tells workers apart in CLIENT LIST (the dashboard's live workers).
+    options["name"] = name or default_worker_name()
     worker = Worker(QUEUE_NAME, JobProcessor(app, app.registry), options)
     errors = _ErrorLog()
     worker.on("error", errors)
     worker.on("failed", _log_failure)
     return worker
+
+
+def default_worker_name() -> str:
+    """host:pid:random, unique per Worker even when a process runs several."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:6]}"
 
 
 async def start_worker(worker: Worker) -> asyncio.Task[None]:

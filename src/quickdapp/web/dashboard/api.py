@@ -15,6 +15,7 @@ from quickdapp.db.audit_series import get_job_series
 from quickdapp.jobs.types import PermanentJobError
 from quickdapp.queue.manager import JOB_STATES
 from quickdapp.web.dashboard.jobs import JobDetail, JobPage, detail, summary
+from quickdapp.web.workers import live_workers
 
 logger = logging.getLogger(__name__)
 
@@ -47,11 +48,17 @@ class JobType(BaseModel):
     data_schema: dict[str, Any]
 
 
+class Worker(BaseModel):
+    name: str
+    addresses: list[str]
+    age_seconds: int
+
+
 class Overview(BaseModel):
     queue: str
     counts: dict[str, int]
     paused: bool
-    workers: int
+    workers: list[Worker]
     redis: dict[str, Any]
     warnings: list[str]
     schedulers: list[Scheduler]
@@ -63,11 +70,12 @@ async def overview(request: Request) -> Overview:
     server = _server(request)
     health = await server.queue_manager.get_health()
     schedulers = await server.queue_manager.list_cron_jobs() if health.redis.ok else []
+    workers = await live_workers(server.queue_manager.queue) if health.redis.ok else []
     return Overview(
         queue=health.queue,
         counts=health.counts,
         paused=health.paused,
-        workers=health.workers,
+        workers=[Worker(**vars(w)) for w in workers],
         redis={
             "ok": health.redis.ok,
             "version": health.redis.version,

@@ -79,7 +79,7 @@ async function renderOverview() {
     <h2>Overview</h2>
     ${warnings}
     <div class="cards">${cards}</div>
-    <p><span data-testid="workers">${o.workers}</span> worker connection(s) live · ${redis}</p>
+    <p><span data-testid="workers">${o.workers.length}</span> live worker(s)${o.workers.length ? ": " + o.workers.map((w) => `<code>${esc(w.name)}</code>`).join(", ") : ""} · ${redis}</p>
     <div class="row">
       <button data-testid="retry-all" id="retry-all">Retry all failed</button>
       <label>Clean <select id="clean-state">${CLEANABLE.map((s) => `<option ${s === cleanChoice.state ? "selected" : ""}>${s}</option>`).join("")}</select></label>
