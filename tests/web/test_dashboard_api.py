@@ -6,8 +6,12 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from fastapi import FastAPI
 
 from quickdapp.app import ServerApp
+from quickdapp.config import Settings
+from quickdapp.web.auth import admin_credentials
+from quickdapp.web.dashboard import create_dashboard
 from tests.conftest import StartWorker
 from tests.web.conftest import API
 
@@ -302,3 +306,21 @@ async def test_the_page_uses_only_relative_urls(admin: httpx.AsyncClient) -> Non
         assert '"/admin' not in text and "'/admin" not in text and 'href="/' not in text
     redirect = await admin.get("/admin/queues", follow_redirects=False)
     assert redirect.status_code == 307 and redirect.headers["location"] == "queues/"
+
+
+async def test_the_dashboard_works_mounted_under_another_prefix(
+    app: ServerApp, settings: Settings
+) -> None:
+    """As behind a reverse proxy that serves it under a sub-path."""
+    outer = FastAPI()
+    outer.mount("/ops/jobs-board", create_dashboard(admin_credentials(settings), app))
+    transport = httpx.ASGITransport(app=outer)
+    auth = (settings.admin_username, settings.admin_password)
+    async with httpx.AsyncClient(transport=transport, base_url="http://proxy", auth=auth) as client:
+        page = await client.get("/ops/jobs-board/")
+        script = await client.get("/ops/jobs-board/static/app.js")
+        overview = await client.get("/ops/jobs-board/api/overview")
+        paused = await client.post("/ops/jobs-board/api/pause", headers={"Origin": "http://proxy"})
+    assert page.status_code == script.status_code == overview.status_code == 200
+    assert overview.json()["queue"] == "jobs"
+    assert paused.status_code == 200 and await app.queue_manager.queue.isPaused()

@@ -77,5 +77,7 @@ def _bucket(dialect: str, bucket_seconds: int) -> Any:
     if dialect == "postgresql":
         seconds = func.floor(func.extract("epoch", WorkerJob.created_at))
         return cast(func.floor(seconds / bucket_seconds), Integer)
-    # SQLite keeps UTC text; strftime('%s') reads it as seconds since the epoch.
-    return cast(func.strftime("%s", WorkerJob.created_at), Integer) / bucket_seconds
+    # SQLite keeps UTC text; strftime('%s') reads it as seconds since the epoch. SQLAlchemy
+    # divides integers exactly, so cast back: truncation is floor for times after 1970.
+    seconds = cast(func.strftime("%s", WorkerJob.created_at), Integer)
+    return cast(seconds / bucket_seconds, Integer)
