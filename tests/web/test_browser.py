@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from quickdapp.web.app import create_app
 from quickdapp.web.server import serve
 from tests.conftest import ROOT, StartWorker
 from tests.helpers.services import unavailable
+from tests.web.processes import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -36,17 +36,10 @@ CHROMIUM_ARGS = [
 TIMEOUT_MS = 15_000
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 async def base_url(settings: Settings, app: ServerApp) -> AsyncIterator[str]:
     """The web app served by uvicorn on a free local port for the test's duration."""
-    served = settings.model_copy(update={"host": "127.0.0.1", "port": _free_port()})
+    served = settings.model_copy(update={"host": "127.0.0.1", "port": free_port()})
     stop = asyncio.Event()
     task = asyncio.create_task(serve(create_app(served, app), served, stop))
     for _ in range(200):

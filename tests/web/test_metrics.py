@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from quickdapp.config import Settings
 from quickdapp.web.app import create_app
 from quickdapp.web.metrics import mark_process_dead, prepare_metrics_dir
 from quickdapp.web.workers import live_workers
-from tests.conftest import ROOT, TEST_JOB_MODULE
+from tests.web.processes import ROOT, process_env, quickdapp_command
 
 WORKER_START_TIMEOUT = 30
 
@@ -28,26 +26,14 @@ class WorkerProcesses:
     """`quickdapp worker` subprocesses with the test's settings, stopped after the test."""
 
     def __init__(self, settings: Settings, metrics_dir: Path, env_file: Path) -> None:
-        self._env_file = env_file
-        self._env = {
-            "PATH": os.environ.get("PATH", ""),
-            "REDIS_URL": settings.redis_url,
-            "DATABASE_URL": settings.database_url,
-            "JOB_MODULES": TEST_JOB_MODULE,
-            "METRICS_DIR": str(metrics_dir),
-            "WORKER_QUEUE_CONCURRENCY": "4",
-            "WORKER_QUEUE_JOB_ATTEMPTS": "1",
-            "LOG_LEVEL": "WARNING",
-        }
-        env_file.write_text("")  # every setting comes from the environment above
+        self._command = quickdapp_command(env_file, "worker")
+        self._env = process_env(
+            settings, metrics_dir=metrics_dir, worker_queue_concurrency=4, worker_queue_job_attempts=1
+        )
         self.running: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "quickdapp.cli", "--env-file", str(self._env_file), "worker"],
-            cwd=ROOT,
-            env=self._env,
-        )
+        process = subprocess.Popen(self._command, cwd=ROOT, env=self._env)
         self.running.append(process)
         return process
 
