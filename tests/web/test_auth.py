@@ -32,7 +32,11 @@ async def test_every_dashboard_url_needs_credentials(
     assert refused.status_code == 401
     assert refused.headers["www-authenticate"].startswith("Basic ")
     assert refused.json() == {"detail": "admin credentials required"}
-    assert (await admin.get(path)).status_code == 200
+    allowed = await admin.get(path)
+    assert allowed.status_code == 200
+    for response in (refused, allowed):
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["content-security-policy"] == "frame-ancestors 'none'"
 
 
 @pytest.mark.parametrize(

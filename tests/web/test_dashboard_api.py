@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from bullmq import Job
 from fastapi import FastAPI
 
 from quickdapp.app import ServerApp
@@ -108,6 +109,9 @@ async def test_job_detail_has_data_options_attempts_reason_stacktrace_and_times(
     assert any("RuntimeError: boom (attempt 1)" in trace for trace in job["stacktrace"])
     assert job["created_at"] <= job["processed_at"] <= job["finished_at"]
     assert job["logs"] == []
+    await Job.addJobLog(app.queue_manager.queue, job_id, "checked block 12")
+    logged = (await admin.get(f"{API}/jobs/{job_id}")).json()
+    assert logged["logs"] == ["checked block 12"]
     missing = await admin.get(f"{API}/jobs/no-such-job")
     assert missing.status_code == 404
 

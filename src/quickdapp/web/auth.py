@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from quickdapp.config import Settings, SettingsError
 
@@ -22,6 +22,12 @@ logger = logging.getLogger(__name__)
 WEAK_SECRETS = frozenset({"", "admin", "password", "changeme", "change-me", "secret", "123456"})
 MIN_SECRET_LENGTH = 12
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# No other site may frame the dashboard: a framed page would click its buttons same-origin.
+FRAME_HEADERS = [
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"referrer-policy", b"same-origin"),
+]
 
 
 @dataclass(frozen=True)
@@ -123,7 +129,13 @@ class AdminAuthMiddleware:
         elif scope["method"] not in SAFE_METHODS and is_cross_site(headers):
             logger.warning("refused a cross-site %s %s", scope["method"], scope["path"])
             response = JSONResponse({"detail": "cross-site request refused"}, status_code=403)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *FRAME_HEADERS]}
+            await send(message)
+
         if response is not None:
-            await response(scope, receive, send)
+            await response(scope, receive, send_with_headers)
             return
-        await self.app(scope, receive, send)
+        await self.app(scope, receive, send_with_headers)
