@@ -75,8 +75,8 @@ async def get_job_series(
 def _bucket(dialect: str, bucket_seconds: int) -> Any:
     """The bucket number of a row: whole seconds since the epoch, divided by the bucket size."""
     if dialect == "postgresql":
-        seconds = func.floor(func.extract("epoch", WorkerJob.created_at))
-        return cast(func.floor(seconds / bucket_seconds), Integer)
+        epoch = func.floor(func.extract("epoch", WorkerJob.created_at))
+        return cast(func.floor(epoch / bucket_seconds), Integer)
     # SQLite keeps UTC text; strftime('%s') reads it as seconds since the epoch. SQLAlchemy
     # divides integers exactly, so cast back: truncation is floor for times after 1970.
     seconds = cast(func.strftime("%s", WorkerJob.created_at), Integer)
