@@ -120,6 +120,10 @@ async def test_log_in_see_counts_open_a_failed_job_retry_it_and_watch_it_complet
     shot.parent.mkdir(exist_ok=True)
     await page.screenshot(path=str(shot), full_page=True)
 
+    await page.get_by_placeholder("find job by id").fill(failed_id)
+    await page.get_by_role("button", name="Find").click()
+    await expect(page.get_by_test_id("job-state")).to_have_text("failed")
+    await page.goto(base_url)
     await page.get_by_test_id("count-failed").click()
     await expect(page.get_by_test_id("list-total")).to_have_text("1")
     await page.get_by_role("link", name=failed_id).click()
@@ -171,3 +175,10 @@ async def test_add_a_job_through_the_form(
     await expect(page.get_by_test_id("job-data")).to_contain_text('"retentionDays": 30')
     page_jobs = await app.queue_manager.queue.getJobs(["completed"])
     assert [job.name for job in page_jobs] == ["cleanupAuditLog"]
+
+    await page.get_by_role("link", name="Audit").click()
+    await expect(page.get_by_test_id("metric-row")).to_contain_text("cleanupAuditLog")
+    await expect(page.get_by_test_id("audit-row")).to_have_count(1)
+    await expect(
+        page.get_by_test_id("audit-chart").locator("rect[fill='#1f8a4c'][height='136']")
+    ).to_have_count(1)
