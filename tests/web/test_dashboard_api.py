@@ -299,6 +299,8 @@ async def test_the_api_is_documented_in_openapi(admin: httpx.AsyncClient) -> Non
         assert path in paths, path
     assert set(paths["/api/jobs/{job_id}"]) == {"get", "delete"}
     assert set(paths["/api/jobs"]) == {"get", "post"}
+    assert set(schema["components"]["securitySchemes"]) == {"HTTPBasic", "HTTPBearer"}
+    assert paths["/api/pause"]["post"]["security"] == [{"HTTPBasic": []}, {"HTTPBearer": []}]
 
 
 async def test_the_page_uses_only_relative_urls(admin: httpx.AsyncClient) -> None:

@@ -6,7 +6,8 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request, Security
+from fastapi.security import HTTPBasic, HTTPBearer
 from pydantic import BaseModel, Field
 
 from quickdapp.app import ServerApp
@@ -24,7 +25,11 @@ CleanState = Literal["waiting", "prioritized", "delayed", "completed", "failed",
 # Finished jobs are most useful newest first; pending ones in the order they will run.
 NEWEST_FIRST = frozenset({"completed", "failed"})
 
-router = APIRouter(prefix="/api")
+# Enforced by AdminAuthMiddleware for every request; declared here so OpenAPI documents it.
+router = APIRouter(
+    prefix="/api",
+    dependencies=[Security(HTTPBasic(auto_error=False)), Security(HTTPBearer(auto_error=False))],
+)
 
 
 def _server(request: Request) -> ServerApp:
