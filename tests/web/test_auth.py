@@ -18,6 +18,7 @@ PROTECTED = [
     "/admin/queues/",
     "/admin/queues/static/app.js",
     "/admin/queues/api/openapi.json",
+    "/admin/queues/api/docs",
     f"{API}/overview",
     f"{API}/jobs?state=failed",
     f"{API}/audit/history",

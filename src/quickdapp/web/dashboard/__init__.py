@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from quickdapp.app import ServerApp
@@ -31,12 +32,17 @@ def create_dashboard(credentials: AdminCredentials, server: ServerApp | None = N
             "browser sends from another site are refused (403)."
         ),
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,
         redoc_url=None,
     )
     dashboard.state.server = server
     dashboard.include_router(router)
     dashboard.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @dashboard.get("/api/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        # Relative schema URL: FastAPI's own docs page would link the mount path absolutely.
+        return get_swagger_ui_html(openapi_url="openapi.json", title=f"{dashboard.title} API")
 
     @dashboard.get("/", include_in_schema=False)
     async def index() -> FileResponse:
