@@ -89,7 +89,11 @@ async def test_dev_prints_the_dashboard_url_and_the_page_shows_live_jobs(
     async with running(settings, tmp_path, "dev") as (url, _):
         auth = (settings.admin_username, settings.admin_password)
         async with httpx.AsyncClient(auth=auth) as client:
-            overview = (await client.get(url + "api/overview")).json()
+            for _ in range(200):  # the worker connects beside the server, maybe a little later
+                overview = (await client.get(url + "api/overview")).json()
+                if overview["workers"]:
+                    break
+                await asyncio.sleep(0.05)
             assert len(overview["workers"]) == 1
             job_id = await app.queue_manager.submit_job("sleep", {"ms": 1500})
             for _ in range(100):

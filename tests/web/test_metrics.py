@@ -125,6 +125,8 @@ async def test_counters_from_two_worker_processes_add_up_and_depths_match_health
     assert health.counts["delayed"] == 2
     assert samples["bullmq_queue_paused{}"] == 1
     assert samples["bullmq_queue_workers{}"] == 2
+    names = [worker.name for worker in await live_workers(manager.queue)]
+    assert sorted(int(name.split(":")[1]) for name in names) == sorted(pids)
 
 
 async def test_counters_survive_a_worker_restart(
