@@ -6,13 +6,24 @@ READY := $(VENV)/.ready
 # anvil (local chain) and solc (test contracts) from npm, pinned in package-lock.json.
 NODE_READY := node_modules/.ready
 
-.PHONY: dev test lint bench bench-chain bench-workers clean contracts
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: dev test lint bench bench-chain bench-workers clean contracts chromium
 
 dev: $(READY) $(NODE_READY)
 	$(BIN)/quickdapp dev
 
-test: $(READY) $(NODE_READY)
+test: $(READY) $(NODE_READY) chromium
 	$(BIN)/pytest
+
+# The browser tests drive Debian's Chromium (Playwright's own browser downloads are not used).
+chromium:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "NOTE: $(CHROMIUM) missing: install it (apt-get install chromium) or the browser tests skip"; \
+	  fi; }
 
 lint: $(READY)
 	$(BIN)/ruff check src tests bench

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import json
 import logging
-import signal
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, is_dataclass
@@ -22,9 +21,13 @@ from quickdapp.db.migrate import upgrade
 from quickdapp.devtools.anvil import AnvilUnavailableError, dev_anvil
 from quickdapp.devtools.redis_manager import RedisManager, RedisUnavailableError
 from quickdapp.jobs.types import PermanentJobError
+from quickdapp.signals import on_stop_signals
 from quickdapp.startup import on_start
-from quickdapp.workers.process import run_worker
-from quickdapp.workers.supervisor import run_supervisor
+from quickdapp.web.app import create_app
+from quickdapp.web.auth import AdminCredentials, admin_credentials
+from quickdapp.web.server import dashboard_url, serve
+from quickdapp.workers.process import serve as serve_worker
+from quickdapp.workers.supervisor import Supervisor, run_supervisor
 
 logger = logging.getLogger("quickdapp")
 
@@ -95,6 +98,9 @@ def _parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="apply database migrations")
     migrate.set_defaults(command=_migrate)
     _schedule_parsers(commands)
+
+    serve_cmd = commands.add_parser("serve", help="run the web server (dashboard, metrics, health)")
+    serve_cmd.set_defaults(command=_serve)
     return parser
 
 
@@ -123,17 +129,11 @@ def _dev(settings: Settings, args: argparse.Namespace) -> int:
     ):
         upgrade(settings.database_url)
         logger.info("database ready at %s", settings.database_url)
-        _with_app(settings, on_start)
-        return _workers(settings, args)
+        return _serve(settings, args, with_workers=True)
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
-    async def work(app: ServerApp) -> None:
-        stop = asyncio.Event()
-        _on_signals(stop)
-        await run_worker(app, stop)
-
-    return _with_app(settings, work)
+    return serve_worker(settings)
 
 
 def _workers(settings: Settings, args: argparse.Namespace) -> int:
@@ -237,6 +237,43 @@ def _unschedule(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(settings: Settings, args: argparse.Namespace, *, with_workers: bool = False) -> int:
+    """The web server, which never runs a job; with `with_workers` (quickdapp dev) the
+    supervisor's worker processes run beside it. Either start applies the default schedules."""
+    credentials: AdminCredentials = admin_credentials(settings)
+    supervisor = Supervisor(settings) if with_workers else None
+    exit_code = 0
+
+    async def run(app: ServerApp) -> None:
+        nonlocal exit_code
+        await on_start(app)
+        stop = asyncio.Event()
+        on_stop_signals(stop, what="stopping", now=supervisor.kill_all if supervisor else _exit)
+        parts: list[Awaitable[Any]] = [
+            serve(create_app(settings, app, credentials=credentials), settings, stop)
+        ]
+        if supervisor is not None:
+            parts.append(supervisor.run(stop))
+
+        async def until_stopped(part: Awaitable[Any]) -> Any:
+            try:
+                return await part
+            finally:
+                stop.set()  # one part ending (or failing) stops the others
+
+        print(f"dashboard: {dashboard_url(settings)}  (user {credentials.username!r})", flush=True)
+        results = await asyncio.gather(*(until_stopped(part) for part in parts))
+        if supervisor is not None:
+            exit_code = results[1]
+
+    _with_app(settings, run)
+    return exit_code
+
+
+def _exit() -> None:
+    raise SystemExit(130)
+
+
 def _with_app(settings: Settings, body: Callable[[ServerApp], Awaitable[None]]) -> int:
     async def run() -> None:
         app = await ServerApp.create(settings)
@@ -247,25 +284,6 @@ def _with_app(settings: Settings, body: Callable[[ServerApp], Awaitable[None]]) 
 
     asyncio.run(run())
     return 0
-
-
-def _on_signals(stop: asyncio.Event) -> None:
-    """First SIGINT/SIGTERM: graceful stop. A second one: stop now."""
-    loop = asyncio.get_running_loop()
-
-    def first(signum: int) -> None:
-        logger.info(
-            "%s received: finishing active jobs (again to stop now)", signal.Signals(signum).name
-        )
-        stop.set()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, second)
-
-    def second() -> None:
-        raise SystemExit(130)
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, first, sig)
 
 
 def _print_json(value: Any) -> None:

@@ -32,6 +32,13 @@ ACCEPTS = {
     "CHAIN_CONFIRMATIONS": "a non-negative integer of blocks",
     "CHAIN_MAX_BLOCK_RANGE": "a positive integer of blocks (most read by one watchChain run)",
     "WORKER_SHUTDOWN_TIMEOUT": "a positive number of seconds",
+    "HOST": "an address to bind the web server to, e.g. 127.0.0.1",
+    "PORT": "a TCP port, 1..65535",
+    "ADMIN_USERNAME": "a non-empty user name for the dashboard",
+    "ADMIN_PASSWORD": "the dashboard password (required outside development)",
+    "ADMIN_TOKEN": "a bearer token for the dashboard API (optional)",
+    "APP_ENV": "one of development, test, production",
+    "METRICS_DIR": "a directory for the Prometheus multiprocess files of the workers",
 }
 
 
@@ -66,6 +73,13 @@ class Settings(BaseSettings):
     chain_confirmations: Annotated[int, Field(ge=0)] = 0
     chain_max_block_range: Annotated[int, Field(ge=1)] = 500
     worker_shutdown_timeout: Annotated[float, Field(gt=0)] = 30.0
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    admin_username: Annotated[str, Field(min_length=1)] = "admin"
+    admin_password: str = ""
+    admin_token: str = ""
+    app_env: Literal["development", "test", "production"] = "development"
+    metrics_dir: str = ".data/metrics"
 
     @field_validator("redis_url")
     @classmethod

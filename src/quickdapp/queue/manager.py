@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from quickdapp.config import Settings
 from quickdapp.jobs.registry import JobRegistry
 from quickdapp.queue.cron import validate_cron_pattern
+from quickdapp.queue.live_workers import live_workers
 from quickdapp.queue.queues import QUEUE_NAME, create_queue, default_job_options
 from quickdapp.queue.redis import RedisHealth, redis_health
 from quickdapp.workers.heartbeat import WorkerProcessInfo, heartbeat_namespace, read_heartbeats
@@ -200,8 +201,7 @@ class QueueManager:
             return QueueHealth(QUEUE_NAME, {}, False, 0, health, [f"Redis: {health.error}"])
         counts = await self.queue.getJobCounts(*JOB_STATES)
         paused = await self.queue.isPaused()
-        # Each Worker holds two named connections (commands and blocking pop): count names.
-        workers = len({client["rawname"] for client in await self.queue.get_workers()})
+        workers = len(await live_workers(self.queue))
         processes = await read_heartbeats(self.queue.client, heartbeat_namespace(self.queue.keys[""]))
         warnings = list(health.warnings)
         if workers == 0:

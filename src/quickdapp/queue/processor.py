@@ -7,6 +7,7 @@ leaner worker loop can replace the Worker without touching handlers, processor o
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -17,6 +18,7 @@ from quickdapp.db.audit import JobExecution, Status, record_job_execution
 from quickdapp.jobs.registry import JobRegistry
 from quickdapp.jobs.types import JobContext, PermanentJobError
 from quickdapp.queue.exclusive import run_exclusive
+from quickdapp.web.metrics import record_job
 
 if TYPE_CHECKING:
     from quickdapp.app import ServerApp
@@ -51,6 +53,7 @@ class JobProcessor:
 
     async def __call__(self, job: QueuedJob, token: str | None = None) -> Any:
         started_at = datetime.now(UTC)
+        began = time.perf_counter()
         payload = job.data if isinstance(job.data, dict) else {}
         user_id = payload.get("userId")
         data = payload.get("data")
@@ -60,11 +63,13 @@ class JobProcessor:
             result = await self._run(job, user_id, data, attempt)
         except Exception as exc:
             await self._record(job, attempt, user_id, data, "failed", started_at, error=_describe(exc))
+            record_job(job.name, "failed", time.perf_counter() - began)
             if isinstance(exc, PermanentJobError):
                 # An unknown type, bad data, a missing configuration: another try cannot help.
                 raise UnrecoverableError(str(exc)) from exc
             raise
         await self._record(job, attempt, user_id, data, "completed", started_at, result=result)
+        record_job(job.name, "completed", time.perf_counter() - began)
         return result
 
     async def _run(self, job: QueuedJob, user_id: Any, data: Any, attempt: int) -> Any:

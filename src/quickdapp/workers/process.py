@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import socket
 import sys
 import time
@@ -24,6 +23,8 @@ from quickdapp.config import Settings
 from quickdapp.queue.processor import JobProcessor
 from quickdapp.queue.queues import QUEUE_NAME
 from quickdapp.queue.redis import redact
+from quickdapp.signals import on_stop_signals
+from quickdapp.web.metrics import enable_multiprocess
 from quickdapp.workers.heartbeat import Heartbeat, heartbeat_namespace
 from quickdapp.workers.outage import OutageLog, is_connection_error
 from quickdapp.workers.stalled import record_stalled_attempt, record_stalled_failure
@@ -55,8 +56,8 @@ def create_worker(
         "runRetryDelay": RECONNECT_DELAY_MS,
         "autorun": False,
     }
-    # A name per Worker, so health can tell workers apart from their several connections.
-    options["name"] = name or f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:6]}"
+    # A unique name tells workers apart in CLIENT LIST (the dashboard's live workers).
+    options["name"] = name or default_worker_name()
     worker = Worker(QUEUE_NAME, JobProcessor(app, app.registry), options)
     errors = _ErrorLog(outage or OutageLog(redact(settings.redis_url)))
     tasks = background or _Background()
@@ -65,6 +66,11 @@ def create_worker(
     worker.on("failed", lambda job, *_: _audit_stalled_failure(app, job, tasks))
     worker.on("stalled", lambda job_id, *_: tasks.spawn(record_stalled_attempt(app, job_id)))
     return worker
+
+
+def default_worker_name() -> str:
+    """host:pid:random, unique per Worker even when a process runs several."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:6]}"
 
 
 async def start_worker(worker: Worker) -> asyncio.Task[None]:
@@ -178,11 +184,13 @@ async def _close(worker: Worker, timeout: float) -> list[str]:
 def serve(settings: Settings) -> int:
     """Run one worker process in the foreground until SIGTERM or SIGINT; 0 after a clean close."""
 
+    enable_multiprocess(settings.metrics_dir)
+
     async def work() -> bool:
         app = await ServerApp.create(settings)
         try:
             stop = asyncio.Event()
-            _on_signals(stop)
+            on_stop_signals(stop)
             return await run_worker(app, stop)
         finally:
             await app.close()
@@ -196,25 +204,6 @@ def main() -> int:
     sys.stdin.close()
     logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
     return serve(settings)
-
-
-def _on_signals(stop: asyncio.Event) -> None:
-    """First SIGINT/SIGTERM: graceful stop. A second one: stop now."""
-    loop = asyncio.get_running_loop()
-
-    def first(signum: int) -> None:
-        logger.info(
-            "%s received: finishing active jobs (again to stop now)", signal.Signals(signum).name
-        )
-        stop.set()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, second)
-
-    def second() -> None:
-        raise SystemExit(130)
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, first, sig)
 
 
 def _log_failure(job: Any, error: BaseException, *_: Any) -> None:

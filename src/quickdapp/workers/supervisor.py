@@ -21,6 +21,8 @@ from pydantic_core import to_json
 
 from quickdapp.config import Settings
 from quickdapp.devtools.process import die_with_parent
+from quickdapp.signals import on_stop_signals
+from quickdapp.web.metrics import mark_process_dead, prepare_metrics_dir
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +70,8 @@ class Supervisor:
             len(self._slots),
             self.settings.worker_queue_concurrency,
         )
+        # Job counters live in files there, one set per process: they outlive restarts.
+        prepare_metrics_dir(self.settings.metrics_dir)
         keepers = [asyncio.create_task(self._keep_alive(slot, stop)) for slot in self._slots]
         waiting = asyncio.create_task(stop.wait())
         # A keeper only ends on its own if it fails: stop everything rather than run short.
@@ -91,6 +95,7 @@ class Supervisor:
             if stop.is_set():
                 self._terminate(process)  # started while the shutdown began
             code = await process.wait()
+            mark_process_dead(process.pid, self.settings.metrics_dir)
             if stop.is_set():
                 return
             lived = time.monotonic() - slot.started
@@ -196,19 +201,7 @@ def run_supervisor(settings: Settings) -> int:
     async def supervise() -> int:
         supervisor = Supervisor(settings)
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-
-        def first(signum: int) -> None:
-            logger.info(
-                "%s received: stopping the worker processes (again to kill them now)",
-                signal.Signals(signum).name,
-            )
-            stop.set()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, supervisor.kill_all)
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, first, sig)
+        on_stop_signals(stop, what="stopping the worker processes", now=supervisor.kill_all)
         return await supervisor.run(stop)
 
     return asyncio.run(supervise())

@@ -1,0 +1,1 @@
+"""The web server: health endpoints, the /admin/queues dashboard and /metrics."""

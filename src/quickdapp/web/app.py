@@ -1,0 +1,114 @@
+"""The web app: /health, /ready, /metrics and the dashboard mounted at /admin/queues.
+
+The server process submits and schedules jobs through its QueueManager; it never runs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy import text
+
+from quickdapp.app import ServerApp
+from quickdapp.config import Settings
+from quickdapp.queue.redis import redis_health
+from quickdapp.web.auth import AdminCredentials, admin_credentials
+from quickdapp.web.dashboard import create_dashboard
+from quickdapp.web.metrics import CONTENT_TYPE, render_metrics
+
+logger = logging.getLogger(__name__)
+
+DASHBOARD_PREFIX = "/admin/queues"
+READY_TIMEOUT = 3.0
+
+
+def create_app(
+    settings: Settings,
+    server: ServerApp | None = None,
+    *,
+    credentials: AdminCredentials | None = None,
+) -> FastAPI:
+    """The web app. Without `server`, it creates its ServerApp at start-up and closes it at exit.
+
+    Admin credentials are checked here, so a missing or default secret outside development
+    stops start-up (SettingsError).
+    """
+    credentials = credentials or admin_credentials(settings)
+    holder: dict[str, ServerApp] = {}
+    dashboard_app: FastAPI | None = None
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        owned = server is None
+        holder["server"] = server or await ServerApp.create(settings)
+        if dashboard_app is not None:
+            dashboard_app.state.server = holder["server"]
+        try:
+            yield
+        finally:
+            if owned:
+                await holder["server"].close()
+
+    if server is not None:
+        holder["server"] = server
+    app = FastAPI(title="QuickDapp", lifespan=lifespan)
+
+    @app.get("/health", summary="The process is alive")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready", summary="Redis and the database answer (503 when either does not)")
+    async def ready() -> JSONResponse:
+        current = holder["server"]
+        redis = await redis_health(current.redis)
+        database = await _database_check(current)
+        checks: dict[str, Any] = {
+            "redis": {
+                "ok": redis.ok,
+                "version": redis.version,
+                "maxmemory_policy": redis.maxmemory_policy,
+                "warnings": redis.warnings,
+                "error": redis.error,
+            },
+            "database": database,
+        }
+        ok = redis.ok and bool(database["ok"])
+        return JSONResponse(
+            {"status": "ready" if ok else "unavailable", "checks": checks},
+            status_code=200 if ok else 503,
+        )
+
+    @app.get("/metrics", summary="Prometheus metrics of every worker and the queue's depths")
+    async def metrics() -> Response:
+        body = await render_metrics(holder["server"].queue_manager, settings.metrics_dir)
+        return Response(body, media_type=CONTENT_TYPE)
+
+    @app.get(DASHBOARD_PREFIX, include_in_schema=False)
+    async def dashboard_slash() -> RedirectResponse:
+        # Relative, so it stays right behind a proxy that serves us under a sub-path.
+        return RedirectResponse("queues/")
+
+    # Without a ServerApp yet, the lifespan hands the dashboard the one it creates.
+    dashboard_app = create_dashboard(credentials, server)
+    app.mount(DASHBOARD_PREFIX, dashboard_app)
+    return app
+
+
+async def _database_check(server: ServerApp) -> dict[str, Any]:
+    try:
+        async with asyncio.timeout(READY_TIMEOUT):
+            async with server.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+    except Exception as exc:  # readiness reports the failure instead of raising
+        return {
+            "ok": False,
+            "dialect": server.engine.dialect.name,
+            "error": f"{type(exc).__name__}: {exc}",
+        }
+    return {"ok": True, "dialect": server.engine.dialect.name}

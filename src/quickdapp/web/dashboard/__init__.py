@@ -1,0 +1,52 @@
+"""The /admin/queues dashboard: a mountable app with a JSON API and one static page calling it.
+
+Every URL the page uses is relative, so it works under any mount prefix, behind a proxy too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from quickdapp.app import ServerApp
+from quickdapp.web.auth import AdminAuthMiddleware, AdminCredentials
+from quickdapp.web.dashboard.api import router
+
+STATIC = Path(__file__).parent / "static"
+
+
+def create_dashboard(credentials: AdminCredentials, server: ServerApp | None = None) -> FastAPI:
+    """The dashboard app; every request needs `credentials`.
+
+    Its ServerApp is `server`, or the one set later on `dashboard.state.server`.
+    """
+    dashboard = FastAPI(
+        title="QuickDapp queue dashboard",
+        description=(
+            "JSON API behind the /admin/queues dashboard. Every call needs HTTP Basic admin "
+            "credentials or `Authorization: Bearer <ADMIN_TOKEN>`; POST and DELETE calls that a "
+            "browser sends from another site are refused (403)."
+        ),
+        openapi_url="/api/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+    )
+    dashboard.state.server = server
+    dashboard.include_router(router)
+    dashboard.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @dashboard.get("/api/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        # Relative schema URL: FastAPI's own docs page would link the mount path absolutely.
+        return get_swagger_ui_html(openapi_url="openapi.json", title=f"{dashboard.title} API")
+
+    @dashboard.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+    dashboard.add_middleware(AdminAuthMiddleware, credentials=credentials)
+    return dashboard

@@ -1,0 +1,151 @@
+"""/metrics: job counters from two worker processes add up; queue depths match get_health()."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from quickdapp.app import ServerApp
+from quickdapp.config import Settings
+from quickdapp.queue.live_workers import live_workers
+from quickdapp.web.app import create_app
+from quickdapp.web.metrics import mark_process_dead, prepare_metrics_dir
+from tests.web.processes import ROOT, process_env, quickdapp_command
+
+WORKER_START_TIMEOUT = 30
+
+
+class WorkerProcesses:
+    """`quickdapp worker` subprocesses with the test's settings, stopped after the test."""
+
+    def __init__(self, settings: Settings, metrics_dir: Path, env_file: Path) -> None:
+        self._command = quickdapp_command(env_file, "worker")
+        self._env = process_env(
+            settings, metrics_dir=metrics_dir, worker_queue_concurrency=4, worker_queue_job_attempts=1
+        )
+        self.running: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(self._command, cwd=ROOT, env=self._env)
+        self.running.append(process)
+        return process
+
+    def stop(self, process: subprocess.Popen[bytes]) -> None:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.running.remove(process)
+
+
+@pytest.fixture
+def workers(settings: Settings, tmp_path: Path) -> Iterator[WorkerProcesses]:
+    prepare_metrics_dir(tmp_path / "metrics")
+    processes = WorkerProcesses(settings, tmp_path / "metrics", tmp_path / "worker.env")
+    try:
+        yield processes
+    finally:
+        for process in list(processes.running):
+            processes.stop(process)
+
+
+async def _wait_for_workers(app: ServerApp, count: int) -> None:
+    deadline = asyncio.get_running_loop().time() + WORKER_START_TIMEOUT
+    while len(await live_workers(app.queue_manager.queue)) < count:
+        assert asyncio.get_running_loop().time() < deadline, "workers did not connect"
+        await asyncio.sleep(0.1)
+
+
+async def _scrape(settings: Settings, app: ServerApp, metrics_dir: Path) -> dict[str, float]:
+    web = create_app(settings.model_copy(update={"metrics_dir": str(metrics_dir)}), app)
+    transport = httpx.ASGITransport(app=web)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    samples: dict[str, float] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}"] = sample.value
+    return samples
+
+
+def _total(samples: dict[str, float], name: str, **labels: str) -> float:
+    wanted = [f"{k}={v}" for k, v in labels.items()]
+    return sum(
+        value
+        for key, value in samples.items()
+        if key.startswith(name + "{") and all(w in key for w in wanted)
+    )
+
+
+async def test_counters_from_two_worker_processes_add_up_and_depths_match_health(
+    settings: Settings, app: ServerApp, workers: WorkerProcesses, tmp_path: Path
+) -> None:
+    metrics_dir = tmp_path / "metrics"
+    manager = app.queue_manager
+    # All waiting before the workers start, and long enough that neither can take them all.
+    ok = [await manager.submit_job("sleep", {"ms": 200}) for _ in range(24)]
+    bad = [await manager.submit_job("flaky", {"failures": 1}, attempts=1) for _ in range(6)]
+    first, second = workers.start(), workers.start()
+    for job_id in ok + bad:
+        await manager.wait_until_finished(job_id, 30)
+    # Left in the queue for the depth gauges: two delayed jobs, and a paused queue.
+    for _ in range(2):
+        await manager.submit_job("echo", {}, delay=3_600_000)
+    await manager.queue.pause()
+
+    samples = await _scrape(settings, app, metrics_dir)
+
+    done = _total(samples, "bullmq_jobs_total", job_type="sleep", queue="jobs", status="completed")
+    failed = _total(samples, "bullmq_jobs_total", job_type="flaky", status="failed")
+    assert (done, failed) == (24, 6)
+    assert _total(samples, "bullmq_jobs_total") == 30
+    assert _total(samples, "bullmq_job_duration_seconds_count") == 30
+    # Each sleep attempt took at least its 200 ms.
+    assert _total(samples, "bullmq_job_duration_seconds_sum", job_type="sleep") >= 24 * 0.2
+    # Both processes did some of the work: one counter file each.
+    pids = {first.pid, second.pid}
+    assert {int(p.stem.split("_")[1]) for p in metrics_dir.glob("counter_*.db")} == pids
+    health = await manager.get_health()
+    for state, count in health.counts.items():
+        assert samples[f"bullmq_queue_jobs{{queue=jobs,state={state}}}"] == count
+    assert health.counts["completed"] == 24 and health.counts["failed"] == 6
+    assert health.counts["delayed"] == 2
+    assert samples["bullmq_queue_paused{}"] == 1
+    assert samples["bullmq_queue_workers{}"] == 2
+    names = [worker.name for worker in await live_workers(manager.queue)]
+    assert sorted(int(name.split(":")[1]) for name in names) == sorted(pids)
+
+
+async def test_counters_survive_a_worker_restart(
+    settings: Settings, app: ServerApp, workers: WorkerProcesses, tmp_path: Path
+) -> None:
+    metrics_dir = tmp_path / "metrics"
+    first = workers.start()
+    await _wait_for_workers(app, 1)
+    manager = app.queue_manager
+    for job_id in [await manager.submit_job("echo", {}) for _ in range(5)]:
+        await manager.wait_until_finished(job_id, 30)
+    workers.stop(first)
+    mark_process_dead(first.pid, metrics_dir)
+    prepare_metrics_dir(metrics_dir)  # as the supervisor does before starting workers again
+
+    workers.start()
+    await _wait_for_workers(app, 1)
+    for job_id in [await manager.submit_job("echo", {}) for _ in range(3)]:
+        await manager.wait_until_finished(job_id, 30)
+
+    samples = await _scrape(settings, app, metrics_dir)
+    assert _total(samples, "bullmq_jobs_total", job_type="echo", status="completed") == 8
