@@ -8,7 +8,7 @@ NODE_READY := node_modules/.ready
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: dev test lint bench bench-chain bench-workers clean contracts chromium
+.PHONY: dev test lint bench bench-chain clean contracts chromium
 
 dev: $(READY) $(NODE_READY)
 	$(BIN)/quickdapp dev
@@ -30,11 +30,8 @@ lint: $(READY)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
+# Worker throughput: no-op jobs at 1x1, 1x50, 2x50 (processes x concurrency) and 50 ms jobs.
 bench: $(READY)
-	$(BIN)/python bench/noop_throughput.py
-
-# The supervisor's processes x concurrency: no-op jobs/s and 2,000 jobs of 50 ms, medians of 3.
-bench-workers: $(READY)
 	$(BIN)/python bench/throughput.py
 
 # Installs once, and again only when the dependencies change.

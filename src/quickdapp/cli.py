@@ -13,6 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+
 from quickdapp.app import ServerApp
 from quickdapp.chain.startup import chain_health
 from quickdapp.config import Settings, SettingsError, load_settings
@@ -54,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         PermanentJobError,
         ValueError,
         LookupError,
+        SettingsError,
         RedisUnavailableError,
+        RedisConnectionError,
         AnvilUnavailableError,
     ) as exc:
         print(f"quickdapp: {exc}", file=sys.stderr)
@@ -66,7 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--env-file", default=".env", help="settings file (default: .env)")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    dev = commands.add_parser("dev", help="start Redis if needed, migrate, run the worker processes")
+    dev = commands.add_parser(
+        "dev", help="start Redis (and anvil) if needed, migrate, run the web server and worker processes"
+    )
     dev.set_defaults(command=_dev)
 
     worker = commands.add_parser("worker", help="run one worker process")
