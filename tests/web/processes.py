@@ -16,7 +16,9 @@ from tests.helpers.processes import settings_env
 def process_env(settings: Settings, **extra: Any) -> dict[str, str]:
     """The environment of a subprocess: the test's settings with `extra` (field names), PATH,
     and nothing else of this process's environment."""
-    env = settings_env(settings.model_copy(update=extra))
+    # model_copy does not validate: hand it the types the fields hold (paths as strings).
+    values = {name: str(value) if isinstance(value, Path) else value for name, value in extra.items()}
+    env = settings_env(settings.model_copy(update=values))
     return {"PATH": os.environ.get("PATH", ""), **env, "LOG_LEVEL": "WARNING"}
 
 

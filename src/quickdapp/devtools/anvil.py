@@ -9,10 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import signal
 import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -22,7 +20,7 @@ from types import TracebackType
 from urllib.parse import urlsplit
 
 from quickdapp.config import Settings
-from quickdapp.devtools.process import die_with_parent
+from quickdapp.devtools.process import die_with_parent, stop_child, wait_until_answering
 
 logger = logging.getLogger(__name__)
 
@@ -153,29 +151,21 @@ class AnvilManager:
         finally:
             if self.log_file:
                 output.close()  # type: ignore[union-attr]
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                code = self.process.returncode
-                self.process = None
-                raise AnvilUnavailableError(f"anvil exited with code {code} at start-up")
-            if self.answers():
+        try:
+            if wait_until_answering(self.process, self.answers, timeout):
                 return
-            time.sleep(0.05)
-        self.stop()
-        raise AnvilUnavailableError(f"anvil did not answer on port {self.port} in {timeout}s")
+        except TimeoutError:
+            self.stop()
+            raise AnvilUnavailableError(
+                f"anvil did not answer on port {self.port} in {timeout}s"
+            ) from None
+        code, self.process = self.process.returncode, None
+        raise AnvilUnavailableError(f"anvil exited with code {code} at start-up")
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the node this manager started (SIGTERM, then SIGKILL); never any other."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_child(process, timeout)
 
     def __enter__(self) -> AnvilManager:
         self.start()

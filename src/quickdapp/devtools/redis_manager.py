@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-import signal
 import subprocess
-import time
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import urlsplit
@@ -19,7 +17,7 @@ import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from quickdapp.devtools.process import die_with_parent
+from quickdapp.devtools.process import die_with_parent, stop_child, wait_until_answering
 
 logger = logging.getLogger(__name__)
 
@@ -131,31 +129,23 @@ class RedisManager:
             # that are still finishing their jobs; stop() ends it after them.
             process_group=0,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RedisUnavailableError(
-                    f"redis-server exited with code {self.process.returncode} at start-up: "
-                    f"{self._log_tail()}"
-                )
-            if self.answers():
+        try:
+            if wait_until_answering(self.process, self.answers, timeout):
                 return
-            time.sleep(0.05)
-        self.stop()
-        raise RedisUnavailableError(f"redis-server did not answer on port {self.port} in {timeout}s")
+        except TimeoutError:
+            self.stop()
+            raise RedisUnavailableError(
+                f"redis-server did not answer on port {self.port} in {timeout}s"
+            ) from None
+        raise RedisUnavailableError(
+            f"redis-server exited with code {self.process.returncode} at start-up: {self._log_tail()}"
+        )
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the server this manager started (SIGTERM, then SIGKILL); never any other."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stderr:
+        stop_child(process, timeout)
+        if process is not None and process.stderr:
             process.stderr.close()
 
     def _log_tail(self) -> str:
