@@ -10,8 +10,12 @@ CHROMIUM := /usr/bin/chromium
 
 .PHONY: dev test lint bench bench-chain clean contracts chromium
 
-dev: $(READY) $(NODE_READY)
+dev: $(READY) $(NODE_READY) .env
 	$(BIN)/quickdapp dev
+
+# First run: the development settings (a local anvil chain included); edit .env afterwards.
+.env:
+	cp .env.example .env
 
 test: $(READY) $(NODE_READY) chromium
 	$(BIN)/pytest
