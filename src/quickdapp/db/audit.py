@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -45,23 +45,33 @@ async def record_job_execution(
     sessions: async_sessionmaker[AsyncSession], execution: JobExecution
 ) -> None:
     """Store one attempt. Recording the same (job_id, attempt) twice keeps the first row."""
-    values = {
-        "job_id": execution.job_id,
-        "attempt": execution.attempt,
-        "type": execution.type,
-        "user_id": execution.user_id,
-        "data": execution.data,
-        "result": execution.result,
-        "error": execution.error,
-        "status": execution.status,
-        "started_at": execution.started_at,
-        "completed_at": execution.completed_at,
-        "duration_ms": execution.duration_ms,
-        "created_at": execution.completed_at,
-    }
+    await record_job_executions(sessions, [execution])
+
+
+async def record_job_executions(
+    sessions: async_sessionmaker[AsyncSession], executions: Sequence[JobExecution]
+) -> None:
+    """Store several attempts in one transaction (one commit); duplicates keep the first row."""
+    rows = [
+        {
+            "job_id": execution.job_id,
+            "attempt": execution.attempt,
+            "type": execution.type,
+            "user_id": execution.user_id,
+            "data": execution.data,
+            "result": execution.result,
+            "error": execution.error,
+            "status": execution.status,
+            "started_at": execution.started_at,
+            "completed_at": execution.completed_at,
+            "duration_ms": execution.duration_ms,
+            "created_at": execution.completed_at,
+        }
+        for execution in executions
+    ]
     async with sessions.begin() as session:
         insert = pg_insert if _dialect(session) == "postgresql" else sqlite_insert
-        statement = insert(WorkerJob).values(**values)
+        statement = insert(WorkerJob).values(rows)
         await session.execute(statement.on_conflict_do_nothing(index_elements=["job_id", "attempt"]))
 
 

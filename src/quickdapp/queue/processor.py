@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from bullmq import UnrecoverableError
 
-from quickdapp.db.audit import JobExecution, Status, record_job_execution
+from quickdapp.db.audit import JobExecution, Status
+from quickdapp.db.audit_writer import AuditWriter
 from quickdapp.jobs.registry import JobRegistry
 from quickdapp.jobs.types import JobContext, PermanentJobError
 from quickdapp.queue.exclusive import run_exclusive
@@ -50,6 +51,7 @@ class JobProcessor:
     def __init__(self, app: ServerApp, registry: JobRegistry) -> None:
         self._app = app
         self._registry = registry
+        self._audit = AuditWriter(app.sessions)
 
     async def __call__(self, job: QueuedJob, token: str | None = None) -> Any:
         started_at = datetime.now(UTC)
@@ -117,7 +119,7 @@ class JobProcessor:
             error=error,
         )
         try:
-            await record_job_execution(self._app.sessions, execution)
+            await self._audit.record(execution)
         except Exception:
             # The job's effect has happened; failing it now would run it again. Say so loudly.
             logger.exception("could not write the audit row of %s job %s", job.name, job.id)
