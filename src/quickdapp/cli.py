@@ -147,10 +147,7 @@ def _workers(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _submit(settings: Settings, args: argparse.Namespace) -> int:
-    try:
-        data = json.loads(args.data)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"job data is not valid JSON: {exc}") from None
+    data = _job_data(args.data)
 
     async def submit(app: ServerApp) -> None:
         job_id = await app.queue_manager.submit_job(args.type, data, args.user_id, delay=args.delay)
@@ -215,10 +212,7 @@ def _schedules(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _schedule(settings: Settings, args: argparse.Namespace) -> int:
-    try:
-        data = json.loads(args.data)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"job data is not valid JSON: {exc}") from None
+    data = _job_data(args.data)
 
     async def schedule(app: ServerApp) -> None:
         job = await app.queue_manager.schedule_cron_job(args.type, args.pattern, data, args.key, args.tz)
@@ -278,6 +272,14 @@ def _serve(settings: Settings, args: argparse.Namespace, *, with_workers: bool =
 
 def _exit() -> None:
     raise SystemExit(130)
+
+
+def _job_data(text: str) -> Any:
+    """The JSON job data given on the command line; invalid JSON is a clear error."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"job data is not valid JSON: {exc}") from None
 
 
 def _with_app(settings: Settings, body: Callable[[ServerApp], Awaitable[None]]) -> int:

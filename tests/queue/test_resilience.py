@@ -129,17 +129,26 @@ def _when(stamp: str) -> float:
     return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 
-async def test_a_blocking_handler_three_times_the_lock_completes_once(
-    app: ServerApp, start_supervisor: StartSupervisor
-) -> None:
-    lock_ms = 2000  # renewed about every second: room for a busy machine
+LOCK_MS = 2000  # renewed about every second: room for a busy machine
+
+
+async def _job_three_times_the_lock(
+    app: ServerApp, start_supervisor: StartSupervisor, job_type: str
+) -> str:
+    """Two worker processes with a short lock, and a job of `job_type` sleeping 3 locks long."""
     start_supervisor(
         worker_count=2,
-        worker_queue_lock_duration=lock_ms,
+        worker_queue_lock_duration=LOCK_MS,
         worker_queue_stalled_interval=1000,
     )
     await live_processes(app.queue_manager, 2)
-    job_id = await app.queue_manager.submit_job("blockingSleep", {"ms": 3 * lock_ms})
+    return await app.queue_manager.submit_job(job_type, {"ms": 3 * LOCK_MS})
+
+
+async def test_a_blocking_handler_three_times_the_lock_completes_once(
+    app: ServerApp, start_supervisor: StartSupervisor
+) -> None:
+    job_id = await _job_three_times_the_lock(app, start_supervisor, "blockingSleep")
 
     outcome = await app.queue_manager.wait_until_finished(job_id, timeout=30)
     await asyncio.sleep(2.5)  # a second run, had there been one, would show by now
@@ -154,14 +163,7 @@ async def test_control_the_same_work_blocking_the_event_loop_runs_again(
     app: ServerApp, start_supervisor: StartSupervisor
 ) -> None:
     """Without the thread, lock renewal stops and the job is taken for stalled and run again."""
-    lock_ms = 2000  # renewed about every second: room for a busy machine
-    start_supervisor(
-        worker_count=2,
-        worker_queue_lock_duration=lock_ms,
-        worker_queue_stalled_interval=1000,
-    )
-    await live_processes(app.queue_manager, 2)
-    job_id = await app.queue_manager.submit_job("loopBlockingSleep", {"ms": 3 * lock_ms})
+    job_id = await _job_three_times_the_lock(app, start_supervisor, "loopBlockingSleep")
 
     async def started_twice() -> bool:
         job = await app.queue_manager.queue.getJob(job_id)
