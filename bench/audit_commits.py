@@ -13,8 +13,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from quickdapp.db.audit import JobExecution, record_job_execution
-from quickdapp.db.audit_writer import AuditWriter
+from quickdapp.audit.store import JobExecution, record_job_execution
+from quickdapp.audit.writer import AuditWriter
 from quickdapp.db.engine import create_engine, session_factory
 from quickdapp.db.migrate import upgrade_async
 

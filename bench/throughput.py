@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # for tests.helpers.jobs, in this process and (via cwd) the workers
 
-from quickdapp.app import ServerApp  # noqa: E402
+from quickdapp.app.server_app import ServerApp  # noqa: E402
 from quickdapp.config import Settings, load_settings  # noqa: E402
 from quickdapp.db.migrate import upgrade  # noqa: E402
 from quickdapp.devtools.redis_manager import RedisManager  # noqa: E402

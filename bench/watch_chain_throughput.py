@@ -21,7 +21,7 @@ from sqlalchemy import delete, func, select
 from tests.helpers.chain import ETHER, Chain
 from tests.helpers.services import postgres_server, throwaway_database
 
-from quickdapp.app import ServerApp
+from quickdapp.app.server_app import ServerApp
 from quickdapp.config import load_settings
 from quickdapp.db.migrate import upgrade
 from quickdapp.db.notifications import get_or_create_user

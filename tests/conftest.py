@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 import redis
 
-from quickdapp.app import ServerApp
+from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings, load_settings
 from quickdapp.db.migrate import upgrade
 from quickdapp.db.schema import Base

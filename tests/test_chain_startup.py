@@ -11,16 +11,16 @@ import sys
 import time
 from pathlib import Path
 
-from quickdapp.app import ServerApp
+from quickdapp.app.server_app import ServerApp
+from quickdapp.app.startup import on_start
 from quickdapp.chain.multicall3 import code_hash, multicall3
 from quickdapp.config import Settings
-from quickdapp.db.settings_store import get_setting
+from quickdapp.db.key_values import get_setting
 from quickdapp.devtools.anvil import ANVIL_CHAIN_ID, AnvilManager, dev_anvil, free_port, rpc_chain_id
 from quickdapp.jobs.deploy_multicall3 import STARTUP_JOB_ID
 from quickdapp.jobs.registry import JobRegistry
 from quickdapp.jobs.watch_chain import cursor_key
 from quickdapp.queue.schedules import DEFAULT_JOBS
-from quickdapp.startup import on_start
 from tests.helpers.chain import ROOT, Chain, chain_env, chain_settings
 
 

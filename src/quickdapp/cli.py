@@ -15,16 +15,16 @@ from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from quickdapp.app import ServerApp
-from quickdapp.chain.startup import chain_health
+from quickdapp.app.chain_health import chain_health
+from quickdapp.app.server_app import ServerApp
+from quickdapp.app.startup import on_start
+from quickdapp.audit import store as audit
 from quickdapp.config import Settings, SettingsError, load_settings
-from quickdapp.db import audit
 from quickdapp.db.migrate import upgrade
 from quickdapp.devtools.anvil import AnvilUnavailableError, dev_anvil
 from quickdapp.devtools.redis_manager import RedisManager, RedisUnavailableError
 from quickdapp.jobs.types import PermanentJobError
 from quickdapp.signals import on_stop_signals
-from quickdapp.startup import on_start
 from quickdapp.web.app import create_app
 from quickdapp.web.auth import AdminCredentials, admin_credentials
 from quickdapp.web.server import dashboard_url, serve

@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import event
 
-from quickdapp.app import ServerApp
-from quickdapp.db.audit import JobExecution, get_job_history
-from quickdapp.db.audit_writer import AuditWriter
+from quickdapp.app.server_app import ServerApp
+from quickdapp.audit.store import JobExecution, get_job_history
+from quickdapp.audit.writer import AuditWriter
 
 
 def _execution(job_id: str, result: Any = None) -> JobExecution:

@@ -11,7 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
-from quickdapp.db.audit import JobExecution, get_job_metrics, record_job_execution
+from quickdapp.audit.store import JobExecution, get_job_metrics, record_job_execution
 from quickdapp.db.engine import create_engine, session_factory
 from quickdapp.db.migrate import upgrade
 from quickdapp.db.schema import Base

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from quickdapp.app import ServerApp
-from quickdapp.db.audit import (
+from quickdapp.app.server_app import ServerApp
+from quickdapp.audit.store import (
     JobExecution,
     get_job_history,
     get_job_metrics,

@@ -13,13 +13,13 @@ import pytest
 from sqlalchemy import func, select
 from web3.contract import AsyncContract
 
-from quickdapp.app import ServerApp
+from quickdapp.app.server_app import ServerApp
+from quickdapp.audit.store import get_job_history
 from quickdapp.config import Settings
-from quickdapp.db.audit import get_job_history
+from quickdapp.db.key_values import get_setting, set_setting
 from quickdapp.db.migrate import upgrade_async
 from quickdapp.db.notifications import NOTIFICATIONS_CHANNEL, get_or_create_user
 from quickdapp.db.schema import Notification
-from quickdapp.db.settings_store import get_setting, set_setting
 from quickdapp.devtools.anvil import ANVIL_CHAIN_ID, AnvilManager, free_port
 from quickdapp.jobs.registry import JobRegistry
 from quickdapp.jobs.types import JobContext

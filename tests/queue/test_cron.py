@@ -16,10 +16,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from quickdapp.app import ServerApp
+from quickdapp.app.server_app import ServerApp
+from quickdapp.audit.store import get_job_history
 from quickdapp.cli import main
 from quickdapp.config import Settings
-from quickdapp.db.audit import get_job_history
 from quickdapp.jobs.registry import JobRegistry
 from quickdapp.jobs.types import JobValidationError
 from quickdapp.queue.cron import CronPatternError, validate_cron_pattern

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from quickdapp.app import ServerApp
-from quickdapp.queue.exclusive import exclusive_lock, lock_key
+from quickdapp.app.server_app import ServerApp
+from quickdapp.exclusive import exclusive_lock, lock_key
 
 
 async def test_lock_is_held_once_and_released_at_the_end(app: ServerApp) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from quickdapp.app import ServerApp
+from quickdapp.app.server_app import ServerApp
 from quickdapp.jobs.registry import UnknownJobTypeError
 from quickdapp.jobs.types import JobValidationError
 from quickdapp.queue.cron import CronPatternError

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from eth_abi import decode as abi_decode
 
-from quickdapp.app import ServerApp
+from quickdapp.app.server_app import ServerApp
 from quickdapp.chain.multicall3 import AGGREGATE3_ABI, code_hash, multicall3
 from quickdapp.config import Settings
 from quickdapp.devtools.anvil import ANVIL_CHAIN_ID, ANVIL_DEV_ACCOUNT_0, AnvilManager

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from quickdapp.app import ServerApp
-from quickdapp.db.audit import get_job_history
+from quickdapp.app.server_app import ServerApp
+from quickdapp.audit.store import get_job_history
 from tests.conftest import StartWorker
 
 

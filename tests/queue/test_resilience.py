@@ -9,8 +9,8 @@ import signal
 import time
 from datetime import datetime
 
-from quickdapp.app import ServerApp
-from quickdapp.db.audit import get_job_history
+from quickdapp.app.server_app import ServerApp
+from quickdapp.audit.store import get_job_history
 from quickdapp.devtools.redis_manager import RedisManager
 from quickdapp.workers.stalled import STALLED_REASON
 from tests.conftest import StartSupervisor

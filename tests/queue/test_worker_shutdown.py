@@ -9,9 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from quickdapp.app import ServerApp
+from quickdapp.app.server_app import ServerApp
+from quickdapp.audit.store import get_job_history
 from quickdapp.config import Settings
-from quickdapp.db.audit import get_job_history
 from tests.helpers.processes import settings_env
 from tests.helpers.waiting import eventually
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from quickdapp.app import ServerApp
-from quickdapp.db.audit import JobExecution, Status, record_job_execution
-from quickdapp.db.audit_series import get_job_series
+from quickdapp.app.server_app import ServerApp
+from quickdapp.audit.series import get_job_series
+from quickdapp.audit.store import JobExecution, Status, record_job_execution
 from quickdapp.db.engine import create_engine, session_factory
 from quickdapp.db.migrate import upgrade
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from quickdapp.app import ServerApp
+from quickdapp.app.server_app import ServerApp
 from quickdapp.cli import main
 from quickdapp.config import Settings, SettingsError
 from quickdapp.web.auth import admin_credentials

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from quickdapp.app import ServerApp
+from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings
 from tests.web.processes import ROOT, free_port, process_env, quickdapp_command
 

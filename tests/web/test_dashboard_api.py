@@ -10,7 +10,7 @@ import httpx
 from bullmq import Job
 from fastapi import FastAPI
 
-from quickdapp.app import ServerApp
+from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings
 from quickdapp.web.auth import admin_credentials
 from quickdapp.web.dashboard import create_dashboard

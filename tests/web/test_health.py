@@ -6,10 +6,10 @@ import dataclasses
 
 import httpx
 
-from quickdapp.app import ServerApp
+from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings
 from quickdapp.db.engine import create_engine
-from quickdapp.queue.redis import create_redis
+from quickdapp.redis_client import create_redis
 from quickdapp.web.app import create_app
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"

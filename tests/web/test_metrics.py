@@ -12,11 +12,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from quickdapp.app import ServerApp
+from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings
-from quickdapp.queue.live_workers import live_workers
+from quickdapp.metrics import mark_process_dead, prepare_metrics_dir
+from quickdapp.queue.inspection import live_workers
 from quickdapp.web.app import create_app
-from quickdapp.web.metrics import mark_process_dead, prepare_metrics_dir
 from tests.web.processes import ROOT, process_env, quickdapp_command
 
 WORKER_START_TIMEOUT = 30

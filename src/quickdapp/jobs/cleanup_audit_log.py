@@ -8,7 +8,7 @@ from typing import Any
 from bullmq import Queue
 from pydantic import Field
 
-from quickdapp.db.audit import delete_job_history_before
+from quickdapp.audit.store import delete_job_history_before
 from quickdapp.jobs.types import JobContext, JobData, JobDefinition
 
 

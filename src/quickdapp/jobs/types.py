@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 if TYPE_CHECKING:
-    from quickdapp.app import ServerApp
+    from quickdapp.app.server_app import ServerApp
 
 DataT = TypeVar("DataT", bound=BaseModel)
 

@@ -19,13 +19,13 @@ from pydantic import Field
 from quickdapp.chain.client import ChainClient
 from quickdapp.chain.events.base import ChainLog, EventNotice, MalformedLogError
 from quickdapp.chain.events.registry import EventRegistry
+from quickdapp.db.key_values import ensure_setting, lock_setting, set_setting
 from quickdapp.db.notifications import (
     NewNotification,
     insert_notifications,
     publish_notifications,
     users_by_wallet,
 )
-from quickdapp.db.settings_store import ensure_setting, lock_setting, set_setting
 from quickdapp.jobs.types import JobContext, JobData, JobDefinition, PermanentJobError
 
 logger = logging.getLogger(__name__)

@@ -15,9 +15,9 @@ from pydantic import BaseModel
 from quickdapp.config import Settings
 from quickdapp.jobs.registry import JobRegistry
 from quickdapp.queue.cron import validate_cron_pattern
-from quickdapp.queue.live_workers import live_workers
-from quickdapp.queue.queues import QUEUE_NAME, create_queue, default_job_options
-from quickdapp.queue.redis import RedisHealth, redis_health
+from quickdapp.queue.inspection import live_workers
+from quickdapp.queue.job_options import QUEUE_NAME, create_queue, default_job_options
+from quickdapp.redis_client import RedisHealth, redis_health
 from quickdapp.workers.heartbeat import WorkerProcessInfo, heartbeat_namespace, read_heartbeats
 
 logger = logging.getLogger(__name__)

@@ -15,12 +15,12 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import text
 
-from quickdapp.app import ServerApp
+from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings
-from quickdapp.queue.redis import redis_health
+from quickdapp.metrics import CONTENT_TYPE, render_metrics
+from quickdapp.redis_client import redis_health
 from quickdapp.web.auth import AdminCredentials, admin_credentials
 from quickdapp.web.dashboard import create_dashboard
-from quickdapp.web.metrics import CONTENT_TYPE, render_metrics
 
 logger = logging.getLogger(__name__)
 

@@ -18,15 +18,15 @@ from uuid import uuid4
 
 from bullmq import Worker
 
-from quickdapp.app import ServerApp
+from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings
-from quickdapp.queue.processor import JobProcessor
-from quickdapp.queue.queues import QUEUE_NAME
-from quickdapp.queue.redis import redact
+from quickdapp.metrics import enable_multiprocess
+from quickdapp.queue.job_options import QUEUE_NAME
+from quickdapp.redis_client import redact
 from quickdapp.signals import on_stop_signals
-from quickdapp.web.metrics import enable_multiprocess
 from quickdapp.workers.heartbeat import Heartbeat, heartbeat_namespace
 from quickdapp.workers.outage import OutageLog, is_connection_error
+from quickdapp.workers.processor import JobProcessor
 from quickdapp.workers.stalled import record_stalled_attempt, record_stalled_failure
 
 logger = logging.getLogger(__name__)

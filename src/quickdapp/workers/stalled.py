@@ -12,10 +12,10 @@ import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from quickdapp.db.audit import JobExecution, record_job_execution
+from quickdapp.audit.store import JobExecution, record_job_execution
 
 if TYPE_CHECKING:
-    from quickdapp.app import ServerApp
+    from quickdapp.app.server_app import ServerApp
 
 logger = logging.getLogger(__name__)
 

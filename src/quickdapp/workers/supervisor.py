@@ -21,8 +21,8 @@ from pydantic_core import to_json
 
 from quickdapp.config import Settings
 from quickdapp.devtools.process import die_with_parent
+from quickdapp.metrics import mark_process_dead, prepare_metrics_dir
 from quickdapp.signals import on_stop_signals
-from quickdapp.web.metrics import mark_process_dead, prepare_metrics_dir
 
 logger = logging.getLogger(__name__)
 

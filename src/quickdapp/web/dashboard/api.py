@@ -10,13 +10,13 @@ from fastapi import APIRouter, HTTPException, Query, Request, Security
 from fastapi.security import HTTPBasic, HTTPBearer
 from pydantic import BaseModel, Field
 
-from quickdapp.app import ServerApp
-from quickdapp.db import audit
-from quickdapp.db.audit_series import get_job_series
+from quickdapp.app.server_app import ServerApp
+from quickdapp.audit import store as audit
+from quickdapp.audit.series import get_job_series
 from quickdapp.jobs.types import PermanentJobError
-from quickdapp.queue.live_workers import live_workers
+from quickdapp.queue.inspection import live_workers
 from quickdapp.queue.manager import JOB_STATES
-from quickdapp.web.dashboard.jobs import JobDetail, JobPage, detail, summary
+from quickdapp.web.dashboard.views import JobDetail, JobPage, detail, summary
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from prometheus_client import multiprocess as prom_multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from quickdapp.queue.queues import QUEUE_NAME
+from quickdapp.queue.job_options import QUEUE_NAME
 
 if TYPE_CHECKING:
     from quickdapp.queue.manager import QueueManager

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from quickdapp.chain.multicall3 import code_hash, multicall3
-from quickdapp.db.settings_store import get_setting
+from quickdapp.db.key_values import get_setting
 from quickdapp.jobs.deploy_multicall3 import STARTUP_JOB_ID
 from quickdapp.jobs.watch_chain import cursor_key
 
 if TYPE_CHECKING:
-    from quickdapp.app import ServerApp
+    from quickdapp.app.server_app import ServerApp
 
 logger = logging.getLogger(__name__)
 

@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from bullmq import UnrecoverableError
 
-from quickdapp.db.audit import JobExecution, Status
-from quickdapp.db.audit_writer import AuditWriter
+from quickdapp.audit.store import JobExecution, Status
+from quickdapp.audit.writer import AuditWriter
+from quickdapp.exclusive import run_exclusive
 from quickdapp.jobs.registry import JobRegistry
 from quickdapp.jobs.types import JobContext, PermanentJobError
-from quickdapp.queue.exclusive import run_exclusive
-from quickdapp.web.metrics import record_job
+from quickdapp.metrics import record_job
 
 if TYPE_CHECKING:
-    from quickdapp.app import ServerApp
+    from quickdapp.app.server_app import ServerApp
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from quickdapp.db.notifications import NewNotification, insert_notifications, pu
 from quickdapp.db.schema import Notification
 from quickdapp.jobs.registry import JobRegistry, default_registry
 from quickdapp.queue.manager import QueueManager
-from quickdapp.queue.redis import connect_redis
+from quickdapp.redis_client import connect_redis
 
 
 @dataclass

@@ -12,7 +12,7 @@ import asyncio
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from quickdapp.db.audit import JobExecution, record_job_executions
+from quickdapp.audit.store import JobExecution, record_job_executions
 
 
 class AuditWriter:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from quickdapp.app import ServerApp
-from quickdapp.chain.startup import submit_deploy_multicall3
+from quickdapp.app.chain_health import submit_deploy_multicall3
+from quickdapp.app.server_app import ServerApp
 from quickdapp.queue.schedules import setup_default_jobs
 
 
