@@ -33,6 +33,7 @@ lint: $(READY)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # Worker throughput: no-op jobs at 1x1, 1x50, 2x50 (processes x concurrency) and 50 ms jobs.
 bench: $(READY)

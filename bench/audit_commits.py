@@ -13,7 +13,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from quickdapp.audit.store import JobExecution, record_job_execution
+from quickdapp.attempts import JobExecution
+from quickdapp.audit.store import record_job_execution
 from quickdapp.audit.writer import AuditWriter
 from quickdapp.db.engine import create_engine, session_factory
 from quickdapp.db.migrate import upgrade_async

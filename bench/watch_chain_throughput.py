@@ -25,7 +25,7 @@ from quickdapp.app.server_app import ServerApp
 from quickdapp.config import load_settings
 from quickdapp.db.migrate import upgrade
 from quickdapp.db.notifications import get_or_create_user
-from quickdapp.db.schema import Notification, Setting
+from quickdapp.db.schema import KeyValue, Notification
 from quickdapp.devtools.anvil import ANVIL_CHAIN_ID, ANVIL_DEV_ACCOUNT_0_KEY, AnvilManager, free_port
 from quickdapp.devtools.redis_manager import RedisManager
 from quickdapp.workers.process import run_worker
@@ -54,7 +54,7 @@ async def make_events(chain: Chain, transfers: int, users: int) -> tuple[list[st
 async def one_round(app: ServerApp, start: int, head: int) -> tuple[float, int, int]:
     async with app.sessions.begin() as session:
         await session.execute(delete(Notification))
-        await session.execute(delete(Setting))
+        await session.execute(delete(KeyValue))
     began = time.perf_counter()
     runs = 0
     while True:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from quickdapp.config import SettingsError, load_settings
+from quickdapp.config import load_settings
+from quickdapp.errors import SettingsError
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -19,16 +19,15 @@ from quickdapp.app.chain_health import chain_health
 from quickdapp.app.server_app import ServerApp
 from quickdapp.app.startup import on_start
 from quickdapp.audit import store as audit
-from quickdapp.config import Settings, SettingsError, load_settings
+from quickdapp.config import Settings, load_settings
 from quickdapp.db.migrate import upgrade
-from quickdapp.devtools.anvil import AnvilUnavailableError, dev_anvil
-from quickdapp.devtools.redis_manager import RedisManager, RedisUnavailableError
-from quickdapp.jobs.types import PermanentJobError
-from quickdapp.signals import on_stop_signals
+from quickdapp.errors import PermanentJobError, ServiceUnavailableError, SettingsError
+from quickdapp.logs import configure_logging
+from quickdapp.signals import exit_now, on_stop_signals
 from quickdapp.web.app import create_app
 from quickdapp.web.auth import AdminCredentials, admin_credentials
-from quickdapp.web.server import dashboard_url, serve
-from quickdapp.workers.process import serve as serve_worker
+from quickdapp.web.server import dashboard_url, run_web_server
+from quickdapp.workers.process import run_worker_process
 from quickdapp.workers.supervisor import Supervisor, run_supervisor
 
 logger = logging.getLogger("quickdapp")
@@ -45,10 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"quickdapp: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)-7s %(process)d %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level)
     try:
         result: int = args.command(settings, args)
         return result
@@ -57,9 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         ValueError,
         LookupError,
         SettingsError,
-        RedisUnavailableError,
         RedisConnectionError,
-        AnvilUnavailableError,
+        ServiceUnavailableError,
     ) as exc:
         print(f"quickdapp: {exc}", file=sys.stderr)
         return 2
@@ -129,17 +124,21 @@ def _schedule_parsers(commands: Any) -> None:
 
 
 def _dev(settings: Settings, args: argparse.Namespace) -> int:
+    """Local Redis (and anvil) when none answers, migrations, then the server with workers."""
+    from quickdapp.devtools.anvil import dev_anvil
+    from quickdapp.devtools.redis_manager import RedisManager
+
     with (
         RedisManager(settings.redis_url, data_dir=DEV_REDIS_DIR, reuse=True),
         dev_anvil(settings, DEV_ANVIL_DIR),
     ):
         upgrade(settings.database_url)
         logger.info("database ready at %s", settings.database_url)
-        return _serve(settings, args, with_workers=True)
+        return _run_server(settings, Supervisor(settings))
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
-    return serve_worker(settings)
+    return run_worker_process(settings)
 
 
 def _workers(settings: Settings, args: argparse.Namespace) -> int:
@@ -237,20 +236,23 @@ def _unschedule(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(settings: Settings, args: argparse.Namespace, *, with_workers: bool = False) -> int:
-    """The web server, which never runs a job; with `with_workers` (quickdapp dev) the
-    supervisor's worker processes run beside it. Either start applies the default schedules."""
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    return _run_server(settings)
+
+
+def _run_server(settings: Settings, supervisor: Supervisor | None = None) -> int:
+    """The web server, which never runs a job; with a `supervisor` (quickdapp dev), its worker
+    processes run beside it. Either way the start applies the default schedules."""
     credentials: AdminCredentials = admin_credentials(settings)
-    supervisor = Supervisor(settings) if with_workers else None
     exit_code = 0
 
     async def run(app: ServerApp) -> None:
         nonlocal exit_code
         await on_start(app)
         stop = asyncio.Event()
-        on_stop_signals(stop, what="stopping", now=supervisor.kill_all if supervisor else _exit)
+        on_stop_signals(stop, what="stopping", now=supervisor.kill_all if supervisor else exit_now)
         parts: list[Awaitable[Any]] = [
-            serve(create_app(settings, app, credentials=credentials), settings, stop)
+            run_web_server(create_app(settings, app, credentials=credentials), settings, stop)
         ]
         if supervisor is not None:
             parts.append(supervisor.run(stop))
@@ -268,10 +270,6 @@ def _serve(settings: Settings, args: argparse.Namespace, *, with_workers: bool =
 
     _with_app(settings, run)
     return exit_code
-
-
-def _exit() -> None:
-    raise SystemExit(130)
 
 
 def _job_data(text: str) -> Any:

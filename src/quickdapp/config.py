@@ -9,45 +9,13 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from quickdapp.errors import SettingsError
+
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///.data/quickdapp.sqlite3"
 
-# What each variable accepts, for the start-up error that names it.
-ACCEPTS = {
-    "REDIS_URL": "a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379/0",
-    "WORKER_COUNT": "a positive integer, or 'cpus' for one process per CPU",
-    "WORKER_QUEUE_CONCURRENCY": "a positive integer (jobs at once per worker process)",
-    "WORKER_QUEUE_JOB_ATTEMPTS": "a positive integer (tries per job, first run included)",
-    "WORKER_QUEUE_STALLED_INTERVAL": "a positive integer of milliseconds",
-    "WORKER_QUEUE_LOCK_DURATION": "a positive integer of milliseconds",
-    "WORKER_QUEUE_MAX_STALLED_COUNT": "a non-negative integer",
-    "DATABASE_URL": "an SQLAlchemy async URL: postgresql+asyncpg://... or sqlite+aiosqlite:///...",
-    "LOG_LEVEL": "one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
-    "JOB_MODULES": "comma-separated importable module names, each with a JOBS list",
-    "AUDIT_LOG_RETENTION_DAYS": "a non-negative integer of days (0 turns the cleanup schedule off)",
-    "CHAIN_RPC_URL": "an http://, https://, ws:// or wss:// JSON-RPC URL, e.g. http://127.0.0.1:8545",
-    "CHAIN_ID": "a positive integer (the chain's id, checked against the node)",
-    "SERVER_WALLET_PRIVATE_KEY": "a 32-byte hex private key, 0x followed by 64 hex digits",
-    "FACTORY_CONTRACT_ADDRESS": "a 20-byte hex address, 0x followed by 40 hex digits",
-    "CHAIN_CONFIRMATIONS": "a non-negative integer of blocks",
-    "CHAIN_MAX_BLOCK_RANGE": "a positive integer of blocks (most read by one watchChain run)",
-    "WORKER_SHUTDOWN_TIMEOUT": "a positive number of seconds",
-    "HOST": "an address to bind the web server to, e.g. 127.0.0.1",
-    "PORT": "a TCP port, 1..65535",
-    "ADMIN_USERNAME": "a non-empty user name for the dashboard",
-    "ADMIN_PASSWORD": "the dashboard password (required outside development)",
-    "ADMIN_TOKEN": "a bearer token for the dashboard API (optional)",
-    "APP_ENV": "one of development, test, production",
-    "METRICS_DIR": "a directory for the Prometheus multiprocess files of the workers",
-}
-
-
 # Never echoed in an error message.
 SECRET_SETTINGS = {"SERVER_WALLET_PRIVATE_KEY"}
-
-
-class SettingsError(Exception):
-    """The environment holds a value the system cannot start with."""
 
 
 class Settings(BaseSettings):
@@ -55,31 +23,87 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
 
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    worker_count: Annotated[int, Field(ge=1)] | Literal["cpus"] = 1
-    worker_queue_concurrency: Annotated[int, Field(ge=1)] = 5
-    worker_queue_job_attempts: Annotated[int, Field(ge=1)] = 3
-    worker_queue_stalled_interval: Annotated[int, Field(ge=1)] = 30_000
-    worker_queue_lock_duration: Annotated[int, Field(ge=1)] = 30_000
-    worker_queue_max_stalled_count: Annotated[int, Field(ge=0)] = 1
-    database_url: str = DEFAULT_DATABASE_URL
-    log_level: LogLevel = "INFO"
-    job_modules: str = ""
-    audit_log_retention_days: Annotated[int, Field(ge=0)] = 30
-    chain_rpc_url: str | None = None
-    chain_id: Annotated[int, Field(ge=1)] | None = None
-    server_wallet_private_key: str | None = Field(default=None, repr=False)
-    factory_contract_address: str | None = None
-    chain_confirmations: Annotated[int, Field(ge=0)] = 0
-    chain_max_block_range: Annotated[int, Field(ge=1)] = 500
-    worker_shutdown_timeout: Annotated[float, Field(gt=0)] = 30.0
-    host: str = "127.0.0.1"
-    port: Annotated[int, Field(ge=1, le=65535)] = 8000
-    admin_username: Annotated[str, Field(min_length=1)] = "admin"
-    admin_password: str = ""
-    admin_token: str = ""
-    app_env: Literal["development", "test", "production"] = "development"
-    metrics_dir: str = ".data/metrics"
+    # Each description says what the variable accepts: the start-up error quotes it.
+    redis_url: Annotated[
+        str, Field(description="a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379/0")
+    ] = "redis://127.0.0.1:6379/0"
+    worker_count: Annotated[
+        Annotated[int, Field(ge=1)] | Literal["cpus"],
+        Field(description="a positive integer, or 'cpus' for one process per CPU"),
+    ] = "cpus"
+    worker_queue_concurrency: Annotated[
+        int, Field(ge=1, description="a positive integer (jobs at once per worker process)")
+    ] = 5
+    worker_queue_job_attempts: Annotated[
+        int, Field(ge=1, description="a positive integer (tries per job, first run included)")
+    ] = 3
+    worker_queue_stalled_interval: Annotated[
+        int, Field(ge=1, description="a positive integer of milliseconds")
+    ] = 30_000
+    worker_queue_lock_duration: Annotated[
+        int, Field(ge=1, description="a positive integer of milliseconds")
+    ] = 30_000
+    worker_queue_max_stalled_count: Annotated[int, Field(ge=0, description="a non-negative integer")] = 1
+    database_url: Annotated[
+        str,
+        Field(
+            description="an SQLAlchemy async URL: postgresql+asyncpg://... or sqlite+aiosqlite:///..."
+        ),
+    ] = DEFAULT_DATABASE_URL
+    log_level: Annotated[LogLevel, Field(description="one of DEBUG, INFO, WARNING, ERROR, CRITICAL")] = (
+        "INFO"
+    )
+    job_modules: Annotated[
+        str, Field(description="comma-separated importable module names, each with a JOBS list")
+    ] = ""
+    audit_log_retention_days: Annotated[
+        int,
+        Field(ge=0, description="a non-negative integer of days (0 turns the cleanup schedule off)"),
+    ] = 30
+    chain_rpc_url: Annotated[
+        str | None,
+        Field(
+            description="an http://, https://, ws:// or wss:// JSON-RPC URL, e.g. http://127.0.0.1:8545"
+        ),
+    ] = None
+    chain_id: Annotated[
+        Annotated[int, Field(ge=1)] | None,
+        Field(description="a positive integer (the chain's id, checked against the node)"),
+    ] = None
+    server_wallet_private_key: Annotated[
+        str | None,
+        Field(repr=False, description="a 32-byte hex private key, 0x followed by 64 hex digits"),
+    ] = None
+    factory_contract_address: Annotated[
+        str | None, Field(description="a 20-byte hex address, 0x followed by 40 hex digits")
+    ] = None
+    chain_confirmations: Annotated[int, Field(ge=0, description="a non-negative integer of blocks")] = 0
+    chain_max_block_range: Annotated[
+        int, Field(ge=1, description="a positive integer of blocks (most read by one watchChain run)")
+    ] = 500
+    worker_shutdown_timeout: Annotated[
+        float, Field(gt=0, description="a positive number of seconds")
+    ] = 30.0
+    host: Annotated[str, Field(description="an address to bind the web server to, e.g. 127.0.0.1")] = (
+        "127.0.0.1"
+    )
+    port: Annotated[int, Field(ge=1, le=65535, description="a TCP port, 1..65535")] = 8000
+    admin_username: Annotated[
+        str, Field(min_length=1, description="a non-empty user name for the dashboard")
+    ] = "admin"
+    admin_password: Annotated[
+        str, Field(description="the dashboard password (required outside development)")
+    ] = ""
+    admin_token: Annotated[str, Field(description="a bearer token for the dashboard API (optional)")] = (
+        ""
+    )
+    app_env: Annotated[
+        Literal["development", "test", "production"],
+        Field(description="one of development, test, production"),
+    ] = "development"
+    metrics_dir: Annotated[
+        str, Field(description="a directory for the Prometheus multiprocess files of the workers")
+    ] = ".data/metrics"
 
     @field_validator("redis_url")
     @classmethod
@@ -175,7 +199,8 @@ def _describe(exc: ValidationError) -> str:
     for error in exc.errors():
         name = str(error["loc"][0]).upper() if error["loc"] else "?"
         got = "(hidden)" if name in SECRET_SETTINGS else error.get("input")
-        accepts = ACCEPTS.get(name, error["msg"])
+        field = Settings.model_fields.get(name.lower())
+        accepts = field.description if field is not None and field.description else error["msg"]
         lines.append(f"  {name}={got!r}: expected {accepts}")
     # A union type reports one error per branch; say each variable once.
     return "\n".join(dict.fromkeys(lines))

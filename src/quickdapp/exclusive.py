@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import Collection
+from dataclasses import dataclass
 from uuid import uuid4
 
 import redis.asyncio as aioredis
 
-from quickdapp.jobs.types import JobContext, JobDefinition
+from quickdapp.attempts import Attempt, AttemptHook, JobExecution, Skip
+from quickdapp.keys import exclusive_lock_key
 
 logger = logging.getLogger(__name__)
-
-LOCK_PREFIX = "quickdapp:exclusive:"
 
 # Renew or release only while the lock still holds our token: an expired lock taken by
 # another run must not be extended or deleted by us.
@@ -39,54 +37,57 @@ return 0
 """
 
 
-def lock_key(job_type: str) -> str:
-    return LOCK_PREFIX + job_type
+@dataclass
+class _Held:
+    key: str
+    token: str
+    renewer: asyncio.Task[None]
 
 
-@asynccontextmanager
-async def exclusive_lock(client: aioredis.Redis, name: str, ttl_ms: int) -> AsyncIterator[bool]:
-    """Hold the lock `name` while the block runs; yields False (and holds nothing) if it is taken.
+class ExclusiveLock(AttemptHook):
+    """Skips an attempt of an exclusive type while another run of that type holds its lock.
 
-    The lock expires `ttl_ms` after its last renewal, so a process that dies frees it in at most
-    that time; while the block runs it is renewed every third of `ttl_ms`.
+    The lock expires `ttl_ms` after its last renewal, so a process that dies frees it in at
+    most that time; while the run goes on it is renewed every third of `ttl_ms`.
     """
-    key = lock_key(name)
-    token = uuid4().hex
-    if not await client.set(key, token, nx=True, px=ttl_ms):
-        yield False
-        return
-    renewer = asyncio.create_task(_renew(client, key, token, ttl_ms), name=f"renew {key}")
-    try:
-        yield True
-    finally:
-        renewer.cancel()
-        await asyncio.wait({renewer})
+
+    def __init__(self, client: aioredis.Redis, exclusive_types: Collection[str], ttl_ms: int) -> None:
+        self._client = client
+        self._types = frozenset(exclusive_types)
+        self._ttl_ms = ttl_ms
+        self._held: dict[tuple[str, int], _Held] = {}
+
+    async def before(self, attempt: Attempt) -> Skip | None:
+        if attempt.type not in self._types:
+            return None
+        key, token = exclusive_lock_key(attempt.type), uuid4().hex
+        if not await self._client.set(key, token, nx=True, px=self._ttl_ms):
+            logger.info("%s job %s skipped: a previous run is still going", attempt.type, attempt.job_id)
+            return Skip({"skipped": True, "reason": f"a previous {attempt.type} run is still going"})
+        renewer = asyncio.create_task(self._renew(key, token), name=f"renew {key}")
+        self._held[(attempt.job_id, attempt.number)] = _Held(key, token, renewer)
+        return None
+
+    async def after(self, execution: JobExecution) -> None:
+        held = self._held.pop((execution.job_id, execution.attempt), None)
+        if held is None:
+            return
+        held.renewer.cancel()
+        await asyncio.wait({held.renewer})
         try:
-            await client.eval(_RELEASE, 1, key, token)
+            await self._client.eval(_RELEASE, 1, held.key, held.token)
         except Exception:
             # It expires by itself within ttl_ms; the next run is only skipped until then.
-            logger.exception("could not release lock %s", key)
+            logger.exception("could not release lock %s", held.key)
 
-
-async def _renew(client: aioredis.Redis, key: str, token: str, ttl_ms: int) -> None:
-    while True:
-        await asyncio.sleep(ttl_ms / 3000)
-        try:
-            renewed = await client.eval(_RENEW, 1, key, token, ttl_ms)
-        except Exception as exc:
-            logger.warning("could not renew lock %s: %s", key, exc)
-            continue
-        if not renewed:
-            logger.warning("lock %s was lost: another run of this type may start", key)
-            return
-
-
-async def run_exclusive(
-    client: aioredis.Redis, definition: JobDefinition[Any], context: JobContext[Any], ttl_ms: int
-) -> Any:
-    """Run `definition` for `context` unless another run of its type holds the lock."""
-    async with exclusive_lock(client, definition.name, ttl_ms) as held:
-        if not held:
-            context.logger.info("skipped: a previous %s run is still going", definition.name)
-            return {"skipped": True, "reason": f"a previous {definition.name} run is still going"}
-        return await definition.run(context)
+    async def _renew(self, key: str, token: str) -> None:
+        while True:
+            await asyncio.sleep(self._ttl_ms / 3000)
+            try:
+                renewed = await self._client.eval(_RENEW, 1, key, token, self._ttl_ms)
+            except Exception as exc:
+                logger.warning("could not renew lock %s: %s", key, exc)
+                continue
+            if not renewed:
+                logger.warning("lock %s was lost: another run of this type may start", key)
+                return

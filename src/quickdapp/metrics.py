@@ -1,34 +1,26 @@
-"""Prometheus metrics: job counters and durations from every worker process, queue depths at scrape.
+"""Prometheus metrics of job attempts, recorded by a hook in every worker process.
 
 Workers record into prometheus_client's multiprocess files in METRICS_DIR; the web server
-merges those files and reads the queue's counts from Redis on each scrape. The files of a
-worker that exits stay, so counters survive worker restarts.
+merges those files on each scrape (web/scrape.py). The files of a worker that exits stay, so
+counters survive worker restarts.
 """
 
 from __future__ import annotations
 
-import asyncio
 import glob
 import logging
 import os
-from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
+from prometheus_client import Counter, Histogram, values
 from prometheus_client import multiprocess as prom_multiprocess
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
-from quickdapp.queue.job_options import QUEUE_NAME
-
-if TYPE_CHECKING:
-    from quickdapp.queue.manager import QueueManager
+from quickdapp.attempts import AttemptHook, JobExecution
+from quickdapp.keys import QUEUE_NAME
 
 logger = logging.getLogger(__name__)
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class _JobMetrics:
@@ -94,43 +86,10 @@ def record_job(job_type: str, status: str, seconds: float) -> None:
     _metrics.duration.labels(job_type, QUEUE_NAME, status).observe(seconds)
 
 
-class QueueDepthCollector(Collector):
-    """Jobs per state, as read from Redis just before this scrape."""
+class MetricsHook(AttemptHook):
+    """Counts every finished attempt, stalled ones too, as the audit trail records them."""
 
-    def __init__(self, counts: dict[str, int], paused: bool, workers: int) -> None:
-        self._counts = counts
-        self._paused = paused
-        self._workers = workers
+    async def after(self, execution: JobExecution) -> None:
+        record_job(execution.type, execution.status, execution.duration_ms / 1000)
 
-    def collect(self) -> Iterator[Metric]:
-        depth = GaugeMetricFamily(
-            "bullmq_queue_jobs", "Jobs in the queue by state", labels=["queue", "state"]
-        )
-        for state, count in self._counts.items():
-            depth.add_metric([QUEUE_NAME, state], count)
-        yield depth
-        yield GaugeMetricFamily(
-            "bullmq_queue_paused", "1 when the queue is paused", value=int(self._paused)
-        )
-        yield GaugeMetricFamily(
-            "bullmq_queue_workers",
-            "Workers connected to the queue (not connections)",
-            value=self._workers,
-        )
-
-
-async def render_metrics(queue_manager: QueueManager, metrics_dir: str | Path) -> bytes:
-    """The Prometheus text of every worker's job metrics and the queue's depths right now."""
-    health = await queue_manager.get_health()
-    workers = health.workers
-    depth = QueueDepthCollector(health.counts, health.paused, workers)
-    # Reading the workers' files is file I/O: keep it off the event loop.
-    return await asyncio.to_thread(_render, depth, Path(metrics_dir))
-
-
-def _render(depth: QueueDepthCollector, metrics_dir: Path) -> bytes:
-    registry = CollectorRegistry()
-    registry.register(depth)
-    if metrics_dir.is_dir():
-        prom_multiprocess.MultiProcessCollector(registry, path=str(metrics_dir))  # type: ignore[no-untyped-call]
-    return generate_latest(registry)
+    stalled = after

@@ -10,6 +10,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from quickdapp.redaction import redact
+
 logger = logging.getLogger(__name__)
 
 
@@ -77,13 +79,3 @@ async def redis_health(client: aioredis.Redis) -> RedisHealth:
     for warning in health.warnings:
         logger.warning("Redis: %s", warning)
     return health
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for logs."""
-    scheme, sep, rest = url.partition("://")
-    if "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}{sep}{user + ':***' if user else '***'}@{host}"

@@ -1,21 +1,27 @@
-"""SIGINT/SIGTERM for every long-running command: the first stops gracefully, a second at once."""
+"""Signals: SIGINT/SIGTERM for every long-running command (the first stops gracefully, a second
+at once), and the parent-death signal that takes child processes down with their parent."""
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import signal
+import sys
 from collections.abc import Callable
 
 logger = logging.getLogger(__name__)
 
+_PR_SET_PDEATHSIG = 1
 
-def _exit_now() -> None:
+
+def exit_now() -> None:
+    """Leave at once, as a shell reports an interrupted command (128 + SIGINT)."""
     raise SystemExit(130)
 
 
 def on_stop_signals(
-    stop: asyncio.Event, *, what: str = "finishing active jobs", now: Callable[[], None] = _exit_now
+    stop: asyncio.Event, *, what: str = "finishing active jobs", now: Callable[[], None] = exit_now
 ) -> None:
     """On the running loop: the first SIGINT/SIGTERM sets `stop`; a second one calls `now`."""
     loop = asyncio.get_running_loop()
@@ -28,3 +34,15 @@ def on_stop_signals(
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, first, sig)
+
+
+def die_with_parent() -> None:
+    """In a child, before exec: have the kernel send SIGTERM when the parent dies (Linux only).
+
+    So a child (a worker process, a local service for dev or tests) goes away even when its
+    parent is SIGKILLed, and nothing is left holding a port. Elsewhere the parent's own
+    clean-up has to do.
+    """
+    if sys.platform == "linux":
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)

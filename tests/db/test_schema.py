@@ -11,7 +11,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
-from quickdapp.audit.store import JobExecution, get_job_metrics, record_job_execution
+from quickdapp.attempts import JobExecution
+from quickdapp.audit.store import get_job_metrics, record_job_execution
 from quickdapp.db.engine import create_engine, session_factory
 from quickdapp.db.migrate import upgrade
 from quickdapp.db.schema import Base

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from quickdapp.config import Settings
+from quickdapp.queue.inspection import WorkerProcessInfo
 from quickdapp.queue.manager import QueueManager
-from quickdapp.workers.heartbeat import WorkerProcessInfo
 from tests.helpers.processes import settings_env
 from tests.helpers.waiting import eventually
 

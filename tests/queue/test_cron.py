@@ -20,8 +20,8 @@ from quickdapp.app.server_app import ServerApp
 from quickdapp.audit.store import get_job_history
 from quickdapp.cli import main
 from quickdapp.config import Settings
+from quickdapp.errors import JobValidationError
 from quickdapp.jobs.registry import JobRegistry
-from quickdapp.jobs.types import JobValidationError
 from quickdapp.queue.cron import CronPatternError, validate_cron_pattern
 from quickdapp.queue.manager import QueueManager
 from quickdapp.queue.schedules import DEFAULT_JOBS, OWNER, setup_default_jobs

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from quickdapp.app.server_app import ServerApp
-from quickdapp.jobs.registry import UnknownJobTypeError
-from quickdapp.jobs.types import JobValidationError
+from quickdapp.errors import JobValidationError, UnknownJobTypeError
 from quickdapp.queue.cron import CronPatternError
 from tests.conftest import StartWorker
 

@@ -10,7 +10,8 @@ import pytest
 
 from quickdapp.app.server_app import ServerApp
 from quickdapp.cli import main
-from quickdapp.config import Settings, SettingsError
+from quickdapp.config import Settings
+from quickdapp.errors import SettingsError
 from quickdapp.web.auth import admin_credentials
 from tests.web.conftest import API
 

@@ -18,7 +18,7 @@ from playwright.async_api import Error as PlaywrightError
 from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings
 from quickdapp.web.app import create_app
-from quickdapp.web.server import serve
+from quickdapp.web.server import run_web_server
 from tests.conftest import ROOT, StartWorker
 from tests.helpers.services import unavailable
 from tests.web.processes import free_port
@@ -41,7 +41,7 @@ async def base_url(settings: Settings, app: ServerApp) -> AsyncIterator[str]:
     """The web app served by uvicorn on a free local port for the test's duration."""
     served = settings.model_copy(update={"host": "127.0.0.1", "port": free_port()})
     stop = asyncio.Event()
-    task = asyncio.create_task(serve(create_app(served, app), served, stop))
+    task = asyncio.create_task(run_web_server(create_app(served, app), served, stop))
     for _ in range(200):
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", served.port)

@@ -326,7 +326,9 @@ async def test_the_dashboard_works_mounted_under_another_prefix(
 ) -> None:
     """As behind a reverse proxy that serves it under a sub-path."""
     outer = FastAPI()
-    outer.mount("/ops/jobs-board", create_dashboard(admin_credentials(settings), app))
+    dashboard = create_dashboard(admin_credentials(settings))
+    dashboard.state.server = app
+    outer.mount("/ops/jobs-board", dashboard)
     transport = httpx.ASGITransport(app=outer)
     auth = (settings.admin_username, settings.admin_password)
     async with httpx.AsyncClient(transport=transport, base_url="http://proxy", auth=auth) as client:

@@ -15,7 +15,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings
 from quickdapp.metrics import mark_process_dead, prepare_metrics_dir
-from quickdapp.queue.inspection import live_workers
 from quickdapp.web.app import create_app
 from tests.web.processes import ROOT, process_env, quickdapp_command
 
@@ -61,7 +60,7 @@ def workers(settings: Settings, tmp_path: Path) -> Iterator[WorkerProcesses]:
 
 async def _wait_for_workers(app: ServerApp, count: int) -> None:
     deadline = asyncio.get_running_loop().time() + WORKER_START_TIMEOUT
-    while len(await live_workers(app.queue_manager.queue)) < count:
+    while len(await app.queue_manager.inspect.live_workers()) < count:
         assert asyncio.get_running_loop().time() < deadline, "workers did not connect"
         await asyncio.sleep(0.1)
 
@@ -125,7 +124,7 @@ async def test_counters_from_two_worker_processes_add_up_and_depths_match_health
     assert health.counts["delayed"] == 2
     assert samples["bullmq_queue_paused{}"] == 1
     assert samples["bullmq_queue_workers{}"] == 2
-    names = [worker.name for worker in await live_workers(manager.queue)]
+    names = [worker.name for worker in await manager.inspect.live_workers()]
     assert sorted(int(name.split(":")[1]) for name in names) == sorted(pids)
 
 

@@ -1,41 +1,21 @@
-"""What a start-up does for the chain jobs, and what `quickdapp health` says of the chain."""
+"""What `quickdapp health` says of the chain: the node, the watchChain cursor, Multicall3."""
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
+from quickdapp.app.server_app import ServerApp
+from quickdapp.app.startup import NO_CHAIN
 from quickdapp.chain.multicall3 import code_hash, multicall3
-from quickdapp.db.key_values import get_setting
-from quickdapp.jobs.deploy_multicall3 import STARTUP_JOB_ID
+from quickdapp.db.key_values import get_value
 from quickdapp.jobs.watch_chain import cursor_key
-
-if TYPE_CHECKING:
-    from quickdapp.app.server_app import ServerApp
-
-logger = logging.getLogger(__name__)
-
-NOT_CONFIGURED = (
-    "no chain is configured (CHAIN_RPC_URL is not set): watchChain and deployMulticall3 are "
-    "not scheduled"
-)
-
-
-async def submit_deploy_multicall3(app: ServerApp) -> None:
-    """With a chain configured, queue deployMulticall3 once: a fixed job id, so restarts and
-    several servers queue it a single time. (watchChain's schedule is a default job.)"""
-    if app.chain is None:
-        logger.info("%s", NOT_CONFIGURED)
-        return
-    job_id = await app.queue_manager.submit_job("deployMulticall3", {}, job_id=STARTUP_JOB_ID)
-    logger.info("chain jobs: deployMulticall3 queued once as %s", job_id)
 
 
 async def chain_health(app: ServerApp) -> dict[str, Any]:
     """The chain's side of a health report; never raises."""
     if app.chain is None:
-        return {"configured": False, "ok": True, "message": NOT_CONFIGURED}
+        return {"configured": False, "ok": True, "message": NO_CHAIN}
     chain = app.chain
     # The host only: provider URLs often carry an API key in their path.
     report: dict[str, Any] = {"configured": True, "node": urlsplit(chain.rpc_url).netloc}
@@ -47,7 +27,7 @@ async def chain_health(app: ServerApp) -> dict[str, Any]:
         return {**report, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
     report.update(ok=True, chainId=chain_id, head=head)
     try:
-        cursor = await get_setting(app.sessions, cursor_key(chain_id))
+        cursor = await get_value(app.sessions, cursor_key(chain_id))
     except Exception as exc:  # e.g. the database is not migrated yet
         cursor = None
         report["cursorError"] = f"{type(exc).__name__}: {exc}"

@@ -7,38 +7,19 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
+from pydantic import computed_field
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 from sqlalchemy import Select, case, delete, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from quickdapp.attempts import JobExecution, Status
 from quickdapp.db.schema import WorkerJob
+from quickdapp.db.upsert import insert_or_skip
 
-Status = Literal["completed", "failed"]
 # Given job ids, returns those whose audit rows must not be deleted yet.
 KeepJobs = Callable[[set[str]], Awaitable[set[str]]]
-
-
-@dataclass(frozen=True)
-class JobExecution:
-    """What one attempt of one job did, as the processor saw it."""
-
-    job_id: str
-    attempt: int
-    type: str
-    user_id: int | None
-    data: Any
-    status: Status
-    started_at: datetime
-    completed_at: datetime
-    result: Any = None
-    error: str | None = None
-
-    @property
-    def duration_ms(self) -> int:
-        return round((self.completed_at - self.started_at).total_seconds() * 1000)
 
 
 async def record_job_execution(
@@ -70,9 +51,7 @@ async def record_job_executions(
         for execution in executions
     ]
     async with sessions.begin() as session:
-        insert = pg_insert if _dialect(session) == "postgresql" else sqlite_insert
-        statement = insert(WorkerJob).values(rows)
-        await session.execute(statement.on_conflict_do_nothing(index_elements=["job_id", "attempt"]))
+        await session.execute(insert_or_skip(session, WorkerJob, ["job_id", "attempt"]).values(rows))
 
 
 @dataclass(frozen=True)
@@ -124,7 +103,7 @@ async def get_job_history(
         return HistoryPage(items=list(rows), total=total or 0, limit=limit, offset=offset)
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True)
 class JobMetrics:
     """Figures for one job type over a window of time."""
 
@@ -136,6 +115,7 @@ class JobMetrics:
     p50_ms: float
     p95_ms: float
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def success_rate(self) -> float:
         return self.completed / self.count if self.count else 0.0

@@ -12,7 +12,8 @@ import asyncio
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from quickdapp.audit.store import JobExecution, record_job_executions
+from quickdapp.attempts import JobExecution
+from quickdapp.audit.store import record_job_executions
 
 
 class AuditWriter:

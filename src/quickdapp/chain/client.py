@@ -16,7 +16,7 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.types import RPCEndpoint, TxParams, TxReceipt, Wei
 
 from quickdapp.config import Settings
-from quickdapp.jobs.types import PermanentJobError
+from quickdapp.errors import PermanentJobError
 
 logger = logging.getLogger(__name__)
 

@@ -13,13 +13,12 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from quickdapp.db.schema import Notification, User, utcnow
+from quickdapp.db.upsert import insert_or_skip
+from quickdapp.keys import NOTIFICATIONS_CHANNEL
 
-NOTIFICATIONS_CHANNEL = "notifications"
 EVENT_KEY = ["chain_id", "tx_hash", "log_index", "kind"]
 _LOOKUP_BATCH = 1_000  # wallets per IN (...) list
 
@@ -39,11 +38,10 @@ class NewNotification:
 async def get_or_create_user(session: AsyncSession, wallet_address: str) -> int:
     """The id of the user with `wallet_address` (any case), created if new."""
     wallet = wallet_address.lower()
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     await session.execute(
-        insert(User)
-        .values(wallet_address=wallet, created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["wallet_address"])
+        insert_or_skip(session, User, ["wallet_address"]).values(
+            wallet_address=wallet, created_at=utcnow()
+        )
     )
     user_id = await session.scalar(select(User.id).where(User.wallet_address == wallet))
     assert user_id is not None, "the user was just inserted or already there"
@@ -74,7 +72,6 @@ async def insert_notifications(
     """
     if not notifications:
         return []
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     now = utcnow()
     values = [
         {
@@ -91,9 +88,7 @@ async def insert_notifications(
     ]
     # One statement executed over all the rows: SQLAlchemy batches it ("insertmanyvalues")
     # and caches its compiled form, where a literal multi-row VALUES is compiled every time.
-    statement = (
-        insert(Notification).on_conflict_do_nothing(index_elements=EVENT_KEY).returning(Notification)
-    )
+    statement = insert_or_skip(session, Notification, EVENT_KEY).returning(Notification)
     return list((await session.scalars(statement, values)).all())
 
 

@@ -116,8 +116,8 @@ class Notification(Base):
     kind: Mapped[str | None] = mapped_column(String(50))
 
 
-class Setting(Base):
-    """A key/value setting of the system, e.g. the last block watchChain processed per chain."""
+class KeyValue(Base):
+    """A small durable value of the system, by key: e.g. the last block watchChain read per chain."""
 
     __tablename__ = "settings"
 

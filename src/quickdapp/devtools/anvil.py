@@ -7,7 +7,6 @@ installed by `npm ci` into node_modules/). It stops only a node it started itsel
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 import socket
 import subprocess
@@ -16,15 +15,13 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
+from typing import IO
 from urllib.parse import urlsplit
 
 from quickdapp.config import Settings
-from quickdapp.devtools.process import die_with_parent, stop_child, wait_until_answering
+from quickdapp.devtools.service import LOCAL_HOSTS, LocalService, log_output
+from quickdapp.errors import ServiceUnavailableError
 
-logger = logging.getLogger(__name__)
-
-LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 REPO_ROOT = Path(__file__).resolve().parents[3]
 NPM_ANVIL = Path("node_modules/.bin/anvil")
 INSTALL_HINT = "run 'npm ci' in the repository (package.json pins @foundry-rs/anvil-linux-amd64)"
@@ -36,7 +33,7 @@ ANVIL_DEV_ACCOUNT_0_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae7
 ANVIL_CHAIN_ID = 31337
 
 
-class AnvilUnavailableError(RuntimeError):
+class AnvilUnavailableError(ServiceUnavailableError):
     """No chain node answers at the URL and no anvil could be started there."""
 
 
@@ -66,8 +63,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class AnvilManager:
-    """Makes sure a chain node answers at `url`; `stop()` ends only what `start()` began."""
+class AnvilManager(LocalService):
+    """Makes sure a chain node answers at `url` (anvil, when one must be started)."""
+
+    kind = "chain node"
+    setting = "CHAIN_RPC_URL"
+    default_port = 8545
+    error = AnvilUnavailableError
 
     def __init__(
         self,
@@ -79,56 +81,26 @@ class AnvilManager:
         log_file: Path | None = None,
         state_file: Path | None = None,
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https"):
+        if urlsplit(url).scheme not in ("http", "https"):
             raise AnvilUnavailableError(f"AnvilManager needs an http:// URL, got {url!r}")
-        self.url = url
-        self.host = parts.hostname or "127.0.0.1"
-        self.port = parts.port or 8545
+        super().__init__(url, reuse=reuse)
         self.chain_id = chain_id
-        self.reuse = reuse
         self.block_time = block_time
         self.log_file = log_file
         self.state_file = state_file
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def started_here(self) -> bool:
-        return self.process is not None and self.process.poll() is None
 
     def answers(self) -> bool:
         return rpc_chain_id(self.url) is not None
 
-    def start(self, timeout: float = 20.0) -> None:
-        """Reuse an answering node (if `reuse`), else start anvil on the URL's port."""
-        if self.started_here:
-            return
-        if self.answers():
-            if self.reuse:
-                logger.info("using the chain node already answering at %s", self.url)
-                return
-            raise AnvilUnavailableError(
-                f"port {self.port} on {self.host} is already taken by another node; stop it first"
-            )
-        if self.host not in LOCAL_HOSTS:
-            raise AnvilUnavailableError(
-                f"no chain node answers at {self.url} and it is not a local address, so no "
-                "anvil can be started for it: check CHAIN_RPC_URL"
-            )
-        binary = find_anvil()
-        if binary is None:
-            raise AnvilUnavailableError(
-                f"no chain node answers at {self.url} and no anvil found: {INSTALL_HINT}"
-            )
-        command = [
-            binary,
-            "--host",
-            "127.0.0.1" if self.host == "localhost" else self.host,
-            "--port",
-            str(self.port),
-            "--chain-id",
-            str(self.chain_id),
-        ]
+    def find_binary(self) -> str | None:
+        return find_anvil()
+
+    def install_hint(self) -> str:
+        return INSTALL_HINT
+
+    def command(self, binary: str) -> list[str]:
+        command = [binary, "--host", self.bind_host, "--port", str(self.port)]
+        command += ["--chain-id", str(self.chain_id)]
         if self.block_time is not None:
             command += ["--block-time", str(self.block_time)]
         if self.state_file is not None:
@@ -136,48 +108,14 @@ class AnvilManager:
             # stored watchChain cursor stay in step.
             self.state_file.parent.mkdir(parents=True, exist_ok=True)
             command += ["--state", str(self.state_file), "--state-interval", "30"]
-        logger.info("starting %s on port %d (chain id %d)", binary, self.port, self.chain_id)
-        if self.log_file:
-            self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        output = self.log_file.open("ab") if self.log_file else subprocess.DEVNULL
-        try:
-            self.process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent,
-            )
-        finally:
-            if self.log_file:
-                output.close()  # type: ignore[union-attr]
-        try:
-            if wait_until_answering(self.process, self.answers, timeout):
-                return
-        except TimeoutError:
-            self.stop()
-            raise AnvilUnavailableError(
-                f"anvil did not answer on port {self.port} in {timeout}s"
-            ) from None
-        code, self.process = self.process.returncode, None
-        raise AnvilUnavailableError(f"anvil exited with code {code} at start-up")
+        return command
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the node this manager started (SIGTERM, then SIGKILL); never any other."""
-        process, self.process = self.process, None
-        stop_child(process, timeout)
+    def output(self) -> IO[bytes] | int:
+        return log_output(self.log_file) if self.log_file else subprocess.DEVNULL
 
-    def __enter__(self) -> AnvilManager:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def start(self, timeout: float = 20.0) -> None:
+        """Reuse an answering node (if `reuse`), else start anvil on the URL's port."""
+        super().start(timeout)
 
 
 @contextmanager

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bullmq import Queue
+import redis.asyncio as aioredis
 from pydantic import Field
 
 from quickdapp.audit.store import delete_job_history_before
 from quickdapp.jobs.types import JobContext, JobData, JobDefinition
+from quickdapp.keys import COMPLETED, FAILED, job_key, queue_key
 
 
 class CleanupAuditLogData(JobData):
@@ -19,10 +20,10 @@ class CleanupAuditLogData(JobData):
 
 async def cleanup_audit_log(ctx: JobContext[CleanupAuditLogData]) -> dict[str, Any]:
     cutoff = datetime.now(UTC) - timedelta(days=ctx.data.retention_days)
-    queue = ctx.app.queue_manager.queue
+    redis = ctx.app.redis
 
     async def keep(job_ids: set[str]) -> set[str]:
-        return await unfinished_job_ids(queue, job_ids)
+        return await unfinished_job_ids(redis, job_ids)
 
     deleted = await delete_job_history_before(
         ctx.app.sessions, cutoff, batch_size=ctx.data.batch_size, keep=keep
@@ -31,18 +32,18 @@ async def cleanup_audit_log(ctx: JobContext[CleanupAuditLogData]) -> dict[str, A
     return {"deleted": deleted, "cutoff": cutoff.isoformat()}
 
 
-async def unfinished_job_ids(queue: Queue, job_ids: set[str]) -> set[str]:
+async def unfinished_job_ids(redis: aioredis.Redis, job_ids: set[str]) -> set[str]:
     """Those of `job_ids` whose job is still in the queue and not finished.
 
     Audit rows are written at the end of each attempt, so a job with rows may still be running
     a later attempt, or waiting for its retry: its history stays whole until it finishes.
     """
     ids = sorted(job_ids)
-    async with queue.client.pipeline(transaction=False) as pipe:
+    async with redis.pipeline(transaction=False) as pipe:
         for job_id in ids:
-            pipe.exists(queue.toKey(job_id))
-            pipe.zscore(queue.keys["completed"], job_id)
-            pipe.zscore(queue.keys["failed"], job_id)
+            pipe.exists(job_key(job_id))
+            pipe.zscore(queue_key(COMPLETED), job_id)
+            pipe.zscore(queue_key(FAILED), job_id)
         replies = await pipe.execute()
     return {
         job_id

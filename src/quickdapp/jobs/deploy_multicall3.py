@@ -13,7 +13,8 @@ from pydantic import Field
 
 from quickdapp.chain.client import ChainClient
 from quickdapp.chain.multicall3 import code_hash, multicall3
-from quickdapp.jobs.types import JobContext, JobData, JobDefinition, PermanentJobError
+from quickdapp.errors import PermanentJobError
+from quickdapp.jobs.types import JobContext, JobData, JobDefinition
 
 NO_CHAIN = "deployMulticall3 cannot run: no chain is configured (CHAIN_RPC_URL is not set)"
 NO_FORCE = (

@@ -6,15 +6,8 @@ import importlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from quickdapp.jobs.types import JobDefinition, PermanentJobError
-
-
-class UnknownJobTypeError(PermanentJobError, LookupError):
-    """No job type of that name is registered."""
-
-    def __init__(self, name: str, known: Iterable[str]) -> None:
-        super().__init__(f"unknown job type {name!r}; known types: {', '.join(sorted(known))}")
-        self.name = name
+from quickdapp.errors import UnknownJobTypeError
+from quickdapp.jobs.types import JobDefinition
 
 
 class JobRegistry:

@@ -6,12 +6,17 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from quickdapp.config import Settings
+from quickdapp.errors import JobValidationError
 
 if TYPE_CHECKING:
-    from quickdapp.app.server_app import ServerApp
+    from quickdapp.chain.client import ChainClient
 
 DataT = TypeVar("DataT", bound=BaseModel)
 
@@ -22,28 +27,31 @@ class JobData(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, strict=True)
 
 
-class PermanentJobError(Exception):
-    """A failure that another attempt cannot fix: the job fails at once, without retries."""
+class JobResources(Protocol):
+    """What handlers reach through `ctx.app`: the process's settings and connections.
 
+    The ServerApp of each process provides them; a handler needs nothing above this layer.
+    """
 
-class JobValidationError(PermanentJobError, ValueError):
-    """Job data that does not fit its type's model; names the type and each bad field."""
+    @property
+    def settings(self) -> Settings: ...
 
-    def __init__(self, job_type: str, error: ValidationError) -> None:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in issue['loc']) or '(data)'}: {issue['msg']}"
-            for issue in error.errors()
-        )
-        super().__init__(f"invalid data for job type {job_type!r}: {problems}")
-        self.job_type = job_type
-        self.errors = error.errors()
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]: ...
+
+    @property
+    def redis(self) -> aioredis.Redis: ...
+
+    @property
+    def chain(self) -> ChainClient | None:
+        """The chain client when CHAIN_RPC_URL is set, else None."""
 
 
 @dataclass(frozen=True)
 class JobContext(Generic[DataT]):
     """Everything a handler gets for one run of one job."""
 
-    app: ServerApp
+    app: JobResources
     logger: logging.LoggerAdapter[logging.Logger]
     job_id: str
     type: str
@@ -79,7 +87,7 @@ class JobDefinition(Generic[DataT]):
         try:
             return self.model.model_validate(data if data is not None else {})
         except ValidationError as exc:
-            raise JobValidationError(self.name, exc) from None
+            raise JobValidationError(self.name, exc.errors()) from None
 
     async def run(self, context: JobContext[DataT]) -> Any:
         if self.blocking:

@@ -19,14 +19,15 @@ from pydantic import Field
 from quickdapp.chain.client import ChainClient
 from quickdapp.chain.events.base import ChainLog, EventNotice, MalformedLogError
 from quickdapp.chain.events.registry import EventRegistry
-from quickdapp.db.key_values import ensure_setting, lock_setting, set_setting
+from quickdapp.db.key_values import ensure_value, lock_value, set_value
 from quickdapp.db.notifications import (
     NewNotification,
     insert_notifications,
     publish_notifications,
     users_by_wallet,
 )
-from quickdapp.jobs.types import JobContext, JobData, JobDefinition, PermanentJobError
+from quickdapp.errors import PermanentJobError
+from quickdapp.jobs.types import JobContext, JobData, JobDefinition
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +54,10 @@ async def watch_chain(ctx: JobContext[WatchChainData]) -> dict[str, Any]:
     events = EventRegistry(settings)
     chain_id = await chain.chain_id()
     key = cursor_key(chain_id)
-    await ensure_setting(app.sessions, key)
+    await ensure_value(app.sessions, key)
 
     async with app.sessions.begin() as session:
-        cursor = await lock_setting(session, key)
+        cursor = await lock_value(session, key)
         if cursor is None:
             ctx.logger.info("another run holds the cursor of chain %d: nothing to do", chain_id)
             return {"skipped": "another run is processing this chain"}
@@ -94,7 +95,7 @@ async def watch_chain(ctx: JobContext[WatchChainData]) -> dict[str, Any]:
             if notice.wallet in users
         ]
         stored = await insert_notifications(session, notifications)
-        await set_setting(session, key, str(end))
+        await set_value(session, key, str(end))
 
     await publish_notifications(app.redis, stored)
     result = {

@@ -1,1 +1,2 @@
-"""The BullMQ side: Redis connections, the `jobs` queue, QueueManager and the processor."""
+"""The producer side: QueueManager (submit, schedules, actions on jobs, health) and the reads
+of the queue the dashboard and the CLI show."""

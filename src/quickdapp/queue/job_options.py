@@ -1,4 +1,4 @@
-"""The one BullMQ queue of the system, `jobs`, and its default job options."""
+"""The options of the queue's jobs, and the bullmq Queue object that adds them."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from typing import Any
 from bullmq import Queue
 
 from quickdapp.config import Settings
-
-QUEUE_NAME = "jobs"
+from quickdapp.keys import QUEUE_NAME
 
 BACKOFF_FIRST_DELAY_MS = 2_000
 KEEP_COMPLETED = {"age": 3_600, "count": 100}  # seconds, jobs

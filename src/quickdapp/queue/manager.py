@@ -1,4 +1,4 @@
-"""QueueManager: the one way in for jobs (submit, cron schedules) and the queue's health."""
+"""QueueManager: the one way in for jobs (submit, schedules, actions on jobs) and the queue's health."""
 
 from __future__ import annotations
 
@@ -9,22 +9,33 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
-from bullmq import Queue, QueueEvents
+from bullmq import Job, Queue, QueueEvents
 from pydantic import BaseModel
 
 from quickdapp.config import Settings
 from quickdapp.jobs.registry import JobRegistry
+from quickdapp.keys import (
+    EVENTS,
+    JOB_STATES,
+    PENDING_STATES,
+    QUEUE_NAME,
+    REPEAT,
+    JobState,
+    queue_key,
+    scheduler_job_id,
+)
 from quickdapp.queue.cron import validate_cron_pattern
-from quickdapp.queue.inspection import live_workers
-from quickdapp.queue.job_options import QUEUE_NAME, create_queue, default_job_options
+from quickdapp.queue.inspection import QueueInspection, WorkerProcessInfo
+from quickdapp.queue.job_options import create_queue, default_job_options
 from quickdapp.redis_client import RedisHealth, redis_health
-from quickdapp.workers.heartbeat import WorkerProcessInfo, heartbeat_namespace, read_heartbeats
 
 logger = logging.getLogger(__name__)
 
 EVENTS_BLOCK_MS = 1_000
-PENDING_STATES = ("waiting", "prioritized", "delayed", "paused")
-JOB_STATES = ("waiting", "prioritized", "active", "delayed", "completed", "failed", "paused")
+
+
+class JobStateError(Exception):
+    """The job exists but is not in a state that allows what was asked."""
 
 
 @dataclass(frozen=True)
@@ -32,7 +43,7 @@ class QueueHealth:
     """Counts, never job lists: cheap enough to call on every health probe."""
 
     queue: str
-    counts: dict[str, int]
+    counts: dict[JobState, int]
     paused: bool
     workers: int
     redis: RedisHealth
@@ -64,6 +75,7 @@ class QueueManager:
         self._settings = settings
         self._registry = registry
         self.queue: Queue = create_queue(settings)
+        self.inspect = QueueInspection(self.queue)
         self._events: QueueEvents | None = None
         self._events_task: asyncio.Task[None] | None = None
 
@@ -172,10 +184,10 @@ class QueueManager:
         """
         if not await self.queue.isJobScheduler(key):
             return False
-        next_ms = await self.queue.client.zscore(self.queue.keys["repeat"], key)
+        next_ms = await self.queue.client.zscore(queue_key(REPEAT), key)
         await self.queue.removeJobScheduler(key)
         if next_ms is not None:
-            pending = f"repeat:{key}:{int(next_ms)}"
+            pending = scheduler_job_id(key, int(next_ms))
             if await self.queue.getJobState(pending) in PENDING_STATES:
                 # removeJob refuses an active (locked) job, should one start in between.
                 await self.queue.remove(pending)
@@ -199,16 +211,16 @@ class QueueManager:
         health = await redis_health(self.queue.client)
         if not health.ok:
             return QueueHealth(QUEUE_NAME, {}, False, 0, health, [f"Redis: {health.error}"])
-        counts = await self.queue.getJobCounts(*JOB_STATES)
-        paused = await self.queue.isPaused()
-        workers = len(await live_workers(self.queue))
-        processes = await read_heartbeats(self.queue.client, heartbeat_namespace(self.queue.keys[""]))
+        counts = await self.inspect.counts()
+        paused = await self.inspect.is_paused()
+        workers = len(await self.inspect.live_workers())
+        processes = await self.inspect.worker_processes()
         warnings = list(health.warnings)
         if workers == 0:
             warnings.append("no worker is connected to the queue: jobs will wait")
         return QueueHealth(
             QUEUE_NAME,
-            {s: int(counts.get(s, 0)) for s in JOB_STATES},
+            counts,
             paused,
             workers,
             health,
@@ -251,7 +263,7 @@ class QueueManager:
         if self._events is None:
             # Start from the stream's current end, fixed now, so nothing published after this
             # line is missed however late the consumer's first XREAD goes out.
-            newest = await self.queue.client.xrevrange(self.queue.keys["events"], count=1)
+            newest = await self.queue.client.xrevrange(queue_key(EVENTS), count=1)
             self._events = QueueEvents(
                 QUEUE_NAME,
                 {
@@ -264,6 +276,57 @@ class QueueManager:
             )
             self._events_task = asyncio.create_task(self._events.run())
         return self._events
+
+    async def pause(self) -> None:
+        """Pause the queue: workers finish what they run and take nothing new."""
+        await self.queue.pause()
+        logger.info("queue paused")
+
+    async def resume(self) -> None:
+        await self.queue.resume()
+        logger.info("queue resumed")
+
+    async def retry_job(self, job_id: str) -> None:
+        """Run a failed job again; its attempt counters are kept (one audit row per attempt)."""
+        job = await self._job_in(job_id, "failed")
+        await job.retry("failed")
+        logger.info("retried job %s", job_id)
+
+    async def promote_job(self, job_id: str) -> None:
+        """Run a delayed job now."""
+        job = await self._job_in(job_id, "delayed")
+        await job.promote()
+        logger.info("promoted job %s", job_id)
+
+    async def remove_job(self, job_id: str) -> None:
+        """Remove a job that is not running; raises JobStateError for an active one."""
+        await self._job_in(job_id, *(s for s in JOB_STATES if s != "active"), "waiting-children")
+        if not await self.queue.remove(job_id):
+            raise JobStateError(f"job {job_id!r} could not be removed (it may have just started)")
+        logger.info("removed job %s", job_id)
+
+    async def retry_failed(self) -> int:
+        """Run every failed job again; returns how many there were."""
+        count = await self.inspect.count("failed")
+        await self.queue.retryJobs({"state": "failed"})
+        logger.info("retried %d failed jobs", count)
+        return count
+
+    async def clean(self, state: JobState, grace_ms: int, limit: int) -> int:
+        """Remove up to `limit` (0: all) jobs of `state` older than `grace_ms`; returns how many."""
+        # BullMQ's clean script calls the waiting list 'wait'.
+        removed = await self.queue.clean(grace_ms, limit, "wait" if state == "waiting" else state)
+        logger.info("cleaned %d %s jobs", len(removed), state)
+        return len(removed)
+
+    async def _job_in(self, job_id: str, *states: str) -> Job:
+        job = await self.inspect.job(job_id)
+        if job is None:
+            raise LookupError(f"no job {job_id!r}")
+        state = await self.inspect.state(job_id)
+        if state not in states:
+            raise JobStateError(f"job {job_id!r} is {state}, not {' or '.join(states)}")
+        return job
 
     async def close(self) -> None:
         if self._events is not None:

@@ -17,10 +17,11 @@ from sqlalchemy import text
 
 from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings
-from quickdapp.metrics import CONTENT_TYPE, render_metrics
 from quickdapp.redis_client import redis_health
 from quickdapp.web.auth import AdminCredentials, admin_credentials
 from quickdapp.web.dashboard import create_dashboard
+from quickdapp.web.deps import Manager, Server
+from quickdapp.web.scrape import CONTENT_TYPE, render_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -40,32 +41,33 @@ def create_app(
     stops start-up (SettingsError).
     """
     credentials = credentials or admin_credentials(settings)
-    holder: dict[str, ServerApp] = {}
-    dashboard_app: FastAPI | None = None
+    dashboard = create_dashboard(credentials)
+
+    def use(current: ServerApp) -> None:
+        app.state.server = dashboard.state.server = current
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        owned = server is None
-        holder["server"] = server or await ServerApp.create(settings)
-        if dashboard_app is not None:
-            dashboard_app.state.server = holder["server"]
+        if server is not None:
+            yield
+            return
+        created = await ServerApp.create(settings)
+        use(created)
         try:
             yield
         finally:
-            if owned:
-                await holder["server"].close()
+            await created.close()
 
-    if server is not None:
-        holder["server"] = server
     app = FastAPI(title="QuickDapp", lifespan=lifespan)
+    if server is not None:
+        use(server)
 
     @app.get("/health", summary="The process is alive")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/ready", summary="Redis and the database answer (503 when either does not)")
-    async def ready() -> JSONResponse:
-        current = holder["server"]
+    async def ready(current: Server) -> JSONResponse:
         redis = await redis_health(current.redis)
         database = await _database_check(current)
         checks: dict[str, Any] = {
@@ -85,8 +87,8 @@ def create_app(
         )
 
     @app.get("/metrics", summary="Prometheus metrics of every worker and the queue's depths")
-    async def metrics() -> Response:
-        body = await render_metrics(holder["server"].queue_manager, settings.metrics_dir)
+    async def metrics(manager: Manager) -> Response:
+        body = await render_metrics(manager, settings.metrics_dir)
         return Response(body, media_type=CONTENT_TYPE)
 
     @app.get(DASHBOARD_PREFIX, include_in_schema=False)
@@ -94,9 +96,7 @@ def create_app(
         # Relative, so it stays right behind a proxy that serves us under a sub-path.
         return RedirectResponse("queues/")
 
-    # Without a ServerApp yet, the lifespan hands the dashboard the one it creates.
-    dashboard_app = create_dashboard(credentials, server)
-    app.mount(DASHBOARD_PREFIX, dashboard_app)
+    app.mount(DASHBOARD_PREFIX, dashboard)
     return app
 
 

@@ -14,7 +14,8 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from quickdapp.config import Settings, SettingsError
+from quickdapp.config import Settings
+from quickdapp.errors import SettingsError
 
 logger = logging.getLogger(__name__)
 

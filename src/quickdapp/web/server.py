@@ -23,7 +23,7 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def serve(app: FastAPI, settings: Settings, stop: asyncio.Event) -> None:
+async def run_web_server(app: FastAPI, settings: Settings, stop: asyncio.Event) -> None:
     """Serve `app` on HOST:PORT until `stop` is set; raises if the port cannot be bound."""
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_config=None, access_log=False

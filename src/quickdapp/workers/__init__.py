@@ -1,1 +1,2 @@
-"""Worker processes: each runs a bullmq Worker on the `jobs` queue."""
+"""The consumer side: the supervisor, worker processes, the processor that runs each attempt
+between the attempt hooks, heartbeats and the audit of stalled attempts."""

@@ -1,12 +1,9 @@
 """Heartbeats: each worker process keeps a short-lived record in Redis of who it is and what it runs.
 
-Layout, beside BullMQ's keys of the queue and never among them (job ids hold no ':'):
-
-    <prefix>quickdapp:workers          sorted set: process id -> expiry time (ms)
-    <prefix>quickdapp:workers:<id>     JSON record with a TTL, id = "<host>:<pid>"
-
-where <prefix> is the queue's key prefix (`bull:jobs:`). A process that dies stops beating;
-its record expires after HEARTBEAT_TTL seconds and readers drop it from the index.
+The records live at keys.HEARTBEATS (an index of process ids by expiry time) and
+keys.heartbeat_key(id) (the JSON record, with a TTL). A process that dies stops beating; its
+record expires after HEARTBEAT_TTL seconds and readers (queue/inspection.py) drop it from the
+index.
 """
 
 from __future__ import annotations
@@ -18,11 +15,11 @@ import os
 import socket
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 
+from quickdapp.keys import HEARTBEATS, heartbeat_key
 from quickdapp.workers.outage import OutageLog, is_connection_error
 
 logger = logging.getLogger(__name__)
@@ -32,41 +29,20 @@ HEARTBEAT_TTL = 10  # seconds a record outlives its writer
 _PROBE_INTERVAL = 0.5  # seconds between tries while Redis is away
 
 
-def heartbeat_namespace(queue_key_prefix: str) -> str:
-    """The index key of the heartbeats of the queue whose keys start with `queue_key_prefix`."""
-    return f"{queue_key_prefix}quickdapp:workers"
-
-
-@dataclass(frozen=True)
-class WorkerProcessInfo:
-    """One live worker process, as of its last heartbeat."""
-
-    id: str
-    host: str
-    pid: int
-    started_at: datetime
-    updated_at: datetime
-    concurrency: int
-    jobs_in_progress: int
-    job_ids: list[str]
-
-
 class Heartbeat:
     """Writes this process's record every HEARTBEAT_INTERVAL seconds until stopped."""
 
     def __init__(
         self,
         redis: aioredis.Redis,
-        namespace: str,
         *,
         concurrency: int,
         active_job_ids: Callable[[], Collection[str]],
         outage: OutageLog,
     ) -> None:
         self._redis = redis
-        self._index = namespace
         self.id = f"{socket.gethostname()}:{os.getpid()}"
-        self._key = f"{namespace}:{self.id}"
+        self._key = heartbeat_key(self.id)
         self._concurrency = concurrency
         self._active_job_ids = active_job_ids
         self._outage = outage
@@ -88,7 +64,7 @@ class Heartbeat:
         expires_ms = int((time.time() + HEARTBEAT_TTL) * 1000)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.set(self._key, json.dumps(record), ex=HEARTBEAT_TTL)
-            pipe.zadd(self._index, {self.id: expires_ms})
+            pipe.zadd(HEARTBEATS, {self.id: expires_ms})
             await pipe.execute()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -117,39 +93,9 @@ class Heartbeat:
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.delete(self._key)
-                pipe.zrem(self._index, self.id)
+                pipe.zrem(HEARTBEATS, self.id)
                 await pipe.execute()
         except Exception as exc:
             if not is_connection_error(exc):
                 raise
             logger.info("could not remove the heartbeat of %s (Redis away); it expires", self.id)
-
-
-async def read_heartbeats(redis: aioredis.Redis, namespace: str) -> list[WorkerProcessInfo]:
-    """The live worker processes, oldest first; drops the index entries of expired records."""
-    now_ms = int(time.time() * 1000)
-    await redis.zremrangebyscore(namespace, "-inf", now_ms)
-    ids = await redis.zrange(namespace, 0, -1)
-    if not ids:
-        return []
-    records = await redis.mget([f"{namespace}:{_text(worker_id)}" for worker_id in ids])
-    processes = [_info(json.loads(raw)) for raw in records if raw]
-    return sorted(processes, key=lambda info: (info.started_at, info.id))
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _info(record: dict[str, object]) -> WorkerProcessInfo:
-    job_ids = record.get("job_ids")
-    return WorkerProcessInfo(
-        id=str(record["id"]),
-        host=str(record["host"]),
-        pid=int(str(record["pid"])),
-        started_at=datetime.fromisoformat(str(record["started_at"])),
-        updated_at=datetime.fromisoformat(str(record["updated_at"])),
-        concurrency=int(str(record["concurrency"])),
-        jobs_in_progress=int(str(record["jobs_in_progress"])),
-        job_ids=[str(job_id) for job_id in job_ids] if isinstance(job_ids, list) else [],
-    )

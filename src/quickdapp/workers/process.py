@@ -20,11 +20,13 @@ from bullmq import Worker
 
 from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings
+from quickdapp.keys import QUEUE_NAME
+from quickdapp.logs import configure_logging
 from quickdapp.metrics import enable_multiprocess
-from quickdapp.queue.job_options import QUEUE_NAME
-from quickdapp.redis_client import redact
+from quickdapp.redaction import redact
 from quickdapp.signals import on_stop_signals
-from quickdapp.workers.heartbeat import Heartbeat, heartbeat_namespace
+from quickdapp.workers.heartbeat import Heartbeat
+from quickdapp.workers.hooks import Hooks, standard_hooks
 from quickdapp.workers.outage import OutageLog, is_connection_error
 from quickdapp.workers.processor import JobProcessor
 from quickdapp.workers.stalled import record_stalled_attempt, record_stalled_failure
@@ -35,7 +37,6 @@ logger = logging.getLogger(__name__)
 # would leave the queue idle that long after Redis comes back).
 RECONNECT_DELAY_MS = 1_000
 IDLE_CLOSE_GRACE = 2.0  # seconds bullmq gets to end its fetch once no job is left (it takes ms)
-LOG_FORMAT = "%(asctime)s %(levelname)-7s %(process)d %(name)s: %(message)s"
 
 
 def create_worker(
@@ -58,13 +59,14 @@ def create_worker(
     }
     # A unique name tells workers apart in CLIENT LIST (the dashboard's live workers).
     options["name"] = name or default_worker_name()
-    worker = Worker(QUEUE_NAME, JobProcessor(app, app.registry), options)
+    hooks = standard_hooks(app)
+    worker = Worker(QUEUE_NAME, JobProcessor(app, app.registry, hooks), options)
     errors = _ErrorLog(outage or OutageLog(redact(settings.redis_url)))
     tasks = background or _Background()
     worker.on("error", errors)
     worker.on("failed", _log_failure)
-    worker.on("failed", lambda job, *_: _audit_stalled_failure(app, job, tasks))
-    worker.on("stalled", lambda job_id, *_: tasks.spawn(record_stalled_attempt(app, job_id)))
+    worker.on("failed", lambda job, *_: _audit_stalled_failure(app, hooks, job, tasks))
+    worker.on("stalled", lambda job_id, *_: tasks.spawn(record_stalled_attempt(app, hooks, job_id)))
     return worker
 
 
@@ -110,7 +112,6 @@ async def run_worker(
     worker = create_worker(app, name=name, outage=outage, background=background)
     heartbeat = Heartbeat(
         app.redis,
-        heartbeat_namespace(app.queue_manager.queue.keys[""]),
         concurrency=settings.worker_queue_concurrency,
         active_job_ids=lambda: [str(job.id) for job, _token in list(worker.jobs)],
         outage=outage,
@@ -181,7 +182,7 @@ async def _close(worker: Worker, timeout: float) -> list[str]:
     return abandoned
 
 
-def serve(settings: Settings) -> int:
+def run_worker_process(settings: Settings) -> int:
     """Run one worker process in the foreground until SIGTERM or SIGINT; 0 after a clean close."""
 
     enable_multiprocess(settings.metrics_dir)
@@ -202,8 +203,8 @@ def main() -> int:
     """Entry of a worker process started by the supervisor: settings arrive as JSON on stdin."""
     settings = Settings.model_validate_json(sys.stdin.read())
     sys.stdin.close()
-    logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
-    return serve(settings)
+    configure_logging(settings.log_level)
+    return run_worker_process(settings)
 
 
 def _log_failure(job: Any, error: BaseException, *_: Any) -> None:
@@ -218,9 +219,9 @@ def _log_failure(job: Any, error: BaseException, *_: Any) -> None:
     )
 
 
-def _audit_stalled_failure(app: ServerApp, job: Any, tasks: _Background) -> None:
+def _audit_stalled_failure(app: ServerApp, hooks: Hooks, job: Any, tasks: _Background) -> None:
     if getattr(job, "deferredFailure", None):
-        tasks.spawn(record_stalled_failure(app, job))
+        tasks.spawn(record_stalled_failure(app, hooks, job))
 
 
 class _Background:

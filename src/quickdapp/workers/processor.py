@@ -1,28 +1,23 @@
-"""The unified processor: one entry point that runs any job's handler and audits every attempt.
+"""The unified processor: runs any job's handler for one attempt, with the hooks around it.
 
-It depends only on a job's id, name, data and attempt counters, not on bullmq's Worker, so a
-leaner worker loop can replace the Worker without touching handlers, processor or audit.
+It reads only a job's id, name, data and attempt counters, not bullmq's Worker, so the worker
+loop can change without touching handlers, processor, hooks or audit.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 import traceback
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from bullmq import UnrecoverableError
 
-from quickdapp.audit.store import JobExecution, Status
-from quickdapp.audit.writer import AuditWriter
-from quickdapp.exclusive import run_exclusive
+from quickdapp.attempts import UNKNOWN_TYPE, Attempt, JobExecution, Status
+from quickdapp.errors import PermanentJobError
 from quickdapp.jobs.registry import JobRegistry
-from quickdapp.jobs.types import JobContext, PermanentJobError
-from quickdapp.metrics import record_job
-
-if TYPE_CHECKING:
-    from quickdapp.app.server_app import ServerApp
+from quickdapp.jobs.types import JobContext, JobResources
+from quickdapp.workers.hooks import Hooks
 
 logger = logging.getLogger(__name__)
 
@@ -46,86 +41,79 @@ class JobLogger(logging.LoggerAdapter[logging.Logger]):
 
 
 class JobProcessor:
-    """Looks up the handler, validates the data, runs it, records the attempt, re-raises failures."""
+    """Looks up the handler, validates the data, runs it between the hooks, re-raises failures."""
 
-    def __init__(self, app: ServerApp, registry: JobRegistry) -> None:
-        self._app = app
+    def __init__(self, resources: JobResources, registry: JobRegistry, hooks: Hooks) -> None:
+        self._resources = resources
         self._registry = registry
-        self._audit = AuditWriter(app.sessions)
+        self._hooks = hooks
 
     async def __call__(self, job: QueuedJob, token: str | None = None) -> Any:
-        started_at = datetime.now(UTC)
-        began = time.perf_counter()
-        payload = job.data if isinstance(job.data, dict) else {}
-        user_id = payload.get("userId")
-        data = payload.get("data")
-        # BullMQ counts every start, stalled restarts included, so each try gets its own row.
-        attempt = max(job.attemptsStarted, job.attemptsMade + 1)
+        attempt = _attempt(job)
         try:
-            result = await self._run(job, user_id, data, attempt)
+            result = await self._run(attempt)
         except Exception as exc:
-            await self._record(job, attempt, user_id, data, "failed", started_at, error=_describe(exc))
-            record_job(job.name, "failed", time.perf_counter() - began)
+            await self._hooks.after(_finished(attempt, "failed", error=describe_error(exc)))
             if isinstance(exc, PermanentJobError):
                 # An unknown type, bad data, a missing configuration: another try cannot help.
                 raise UnrecoverableError(str(exc)) from exc
             raise
-        await self._record(job, attempt, user_id, data, "completed", started_at, result=result)
-        record_job(job.name, "completed", time.perf_counter() - began)
+        await self._hooks.after(_finished(attempt, "completed", result=result))
         return result
 
-    async def _run(self, job: QueuedJob, user_id: Any, data: Any, attempt: int) -> Any:
-        definition = self._registry.get(job.name)
-        model = definition.parse(data)
+    async def _run(self, attempt: Attempt) -> Any:
+        definition = self._registry.get(attempt.type)
+        model = definition.parse(attempt.data)
+        skip = await self._hooks.before(attempt)
+        if skip is not None:
+            return skip.result
         context = JobContext(
-            app=self._app,
+            app=self._resources,
             logger=JobLogger(
-                logging.getLogger(f"quickdapp.job.{job.name}"),
-                {"job_type": job.name, "job_id": job.id},
+                logging.getLogger(f"quickdapp.job.{attempt.type}"),
+                {"job_type": attempt.type, "job_id": attempt.job_id},
             ),
-            job_id=str(job.id),
-            type=job.name,
-            user_id=user_id,
+            job_id=attempt.job_id,
+            type=attempt.type,
+            user_id=attempt.user_id,
             data=model,
-            attempt=attempt,
+            attempt=attempt.number,
         )
-        if definition.exclusive:
-            ttl_ms = self._app.settings.worker_queue_lock_duration
-            return await run_exclusive(self._app.redis, definition, context, ttl_ms)
         return await definition.run(context)
 
-    async def _record(
-        self,
-        job: QueuedJob,
-        attempt: int,
-        user_id: Any,
-        data: Any,
-        status: Status,
-        started_at: datetime,
-        *,
-        result: Any = None,
-        error: str | None = None,
-    ) -> None:
-        execution = JobExecution(
-            job_id=str(job.id),
-            attempt=attempt,
-            type=job.name,
-            user_id=user_id if isinstance(user_id, int) else None,
-            data=data if data is not None else {},
-            status=status,
-            started_at=started_at,
-            completed_at=datetime.now(UTC),
-            result=result,
-            error=error,
-        )
-        try:
-            await self._audit.record(execution)
-        except Exception:
-            # The job's effect has happened; failing it now would run it again. Say so loudly.
-            logger.exception("could not write the audit row of %s job %s", job.name, job.id)
+
+def _attempt(job: QueuedJob) -> Attempt:
+    payload = job.data if isinstance(job.data, dict) else {}
+    user_id = payload.get("userId")
+    return Attempt(
+        job_id=str(job.id),
+        type=job.name or UNKNOWN_TYPE,
+        # BullMQ counts every start, stalled restarts included, so each try gets its own row.
+        number=max(job.attemptsStarted, job.attemptsMade + 1),
+        user_id=user_id if isinstance(user_id, int) else None,
+        data=payload.get("data"),
+        started_at=datetime.now(UTC),
+    )
 
 
-def _describe(exc: BaseException) -> str:
+def _finished(
+    attempt: Attempt, status: Status, *, result: Any = None, error: str | None = None
+) -> JobExecution:
+    return JobExecution(
+        job_id=attempt.job_id,
+        attempt=attempt.number,
+        type=attempt.type,
+        user_id=attempt.user_id,
+        data=attempt.data if attempt.data is not None else {},
+        status=status,
+        started_at=attempt.started_at,
+        completed_at=datetime.now(UTC),
+        result=result,
+        error=error,
+    )
+
+
+def describe_error(exc: BaseException) -> str:
     """The error text kept in the audit row: type, message and the innermost frames."""
     frames = traceback.format_exception(exc, limit=-8)
     return "".join(frames)[-8000:]

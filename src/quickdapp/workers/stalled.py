@@ -2,7 +2,8 @@
 
 BullMQ's stalled check moves such a job back to wait (any live worker runs the check); after
 WORKER_QUEUE_MAX_STALLED_COUNT stalls it marks the job, and the next worker to take it fails
-it with "job stalled more than allowable limit" without running it. Both leave a row here.
+it with "job stalled more than allowable limit" without running it. Both go through the
+attempt hooks' `stalled`, so they get an audit row and a metric like any other attempt.
 """
 
 from __future__ import annotations
@@ -12,7 +13,19 @@ import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from quickdapp.audit.store import JobExecution, record_job_execution
+from quickdapp.attempts import UNKNOWN_TYPE, JobExecution
+from quickdapp.keys import (
+    ACTIVE,
+    FIELD_ATTEMPTS_STARTED,
+    FIELD_DATA,
+    FIELD_DEFERRED_FAILURE,
+    FIELD_NAME,
+    FIELD_PROCESSED_ON,
+    FIELD_STALLED_COUNT,
+    job_key,
+    queue_key,
+)
+from quickdapp.workers.hooks import Hooks
 
 if TYPE_CHECKING:
     from quickdapp.app.server_app import ServerApp
@@ -22,19 +35,25 @@ logger = logging.getLogger(__name__)
 STALLED_REASON = "job stalled more than allowable limit"
 
 
-async def record_stalled_attempt(app: ServerApp, job_id: str) -> None:
+async def record_stalled_attempt(app: ServerApp, hooks: Hooks, job_id: str) -> None:
     """Audit the attempt of `job_id` that just stalled, as a failed row of its own.
 
     The job may already have been taken again by another process: read its counters and
     whether it is active in one transaction, and count back over that new start.
     """
-    queue = app.queue_manager.queue
-    job_key = f"{queue.keys['']}{job_id}"
     async with app.redis.pipeline(transaction=True) as pipe:
-        pipe.hmget(job_key, "name", "data", "ats", "stc", "processedOn", "defa")
-        pipe.lpos(queue.keys["active"], job_id)
+        pipe.hmget(
+            job_key(job_id),
+            FIELD_NAME,
+            FIELD_DATA,
+            FIELD_ATTEMPTS_STARTED,
+            FIELD_STALLED_COUNT,
+            FIELD_PROCESSED_ON,
+            FIELD_DEFERRED_FAILURE,
+        )
+        pipe.lpos(queue_key(ACTIVE), job_id)
         (name, raw_data, started, stalls, processed_on, deferred), active_at = await pipe.execute()
-    if name is None:
+    if name is None and raw_data is None:
         return  # removed meanwhile: nothing left to describe
     attempt = int(started or 0) - (1 if active_at is not None else 0)
     limit = app.settings.worker_queue_max_stalled_count
@@ -48,37 +67,36 @@ async def record_stalled_attempt(app: ServerApp, job_id: str) -> None:
         f"stopped renewing its lock within {app.settings.worker_queue_lock_duration} ms; {note}"
     )
     logger.warning("%s job %s attempt %d %s", name, job_id, attempt, error)
-    await _record(app, job_id, name, raw_data, max(attempt, 1), processed_on, error)
+    await hooks.stalled(_execution(job_id, name, raw_data, max(attempt, 1), processed_on, error))
 
 
-async def record_stalled_failure(app: ServerApp, job: Any) -> None:
+async def record_stalled_failure(app: ServerApp, hooks: Hooks, job: Any) -> None:
     """Audit the final, never-run attempt of a job that BullMQ failed for stalling too often."""
     error = (
         f"{job.deferredFailure}: stalled {job.stalledCounter} times, more than "
         f"WORKER_QUEUE_MAX_STALLED_COUNT={app.settings.worker_queue_max_stalled_count}"
     )
     payload = json.dumps(job.data) if job.data is not None else None
-    await _record(app, str(job.id), job.name, payload, job.attemptsStarted, None, error)
+    await hooks.stalled(_execution(str(job.id), job.name, payload, job.attemptsStarted, None, error))
 
 
-async def _record(
-    app: ServerApp,
+def _execution(
     job_id: str,
-    name: str,
+    name: str | None,
     raw_data: str | None,
     attempt: int,
     processed_on: str | None,
     error: str,
-) -> None:
+) -> JobExecution:
     payload = json.loads(raw_data) if raw_data else {}
     payload = payload if isinstance(payload, dict) else {}
     user_id = payload.get("userId")
     now = datetime.now(UTC)
     started_at = datetime.fromtimestamp(int(processed_on) / 1000, UTC) if processed_on else now
-    execution = JobExecution(
+    return JobExecution(
         job_id=job_id,
         attempt=attempt,
-        type=name,
+        type=name or UNKNOWN_TYPE,
         user_id=user_id if isinstance(user_id, int) else None,
         data=payload.get("data") or {},
         status="failed",
@@ -86,7 +104,3 @@ async def _record(
         completed_at=now,
         error=error,
     )
-    try:
-        await record_job_execution(app.sessions, execution)
-    except Exception:
-        logger.exception("could not write the audit row of stalled job %s", job_id)

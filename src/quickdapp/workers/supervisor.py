@@ -20,9 +20,8 @@ from pydantic import SecretBytes, SecretStr
 from pydantic_core import to_json
 
 from quickdapp.config import Settings
-from quickdapp.devtools.process import die_with_parent
 from quickdapp.metrics import mark_process_dead, prepare_metrics_dir
-from quickdapp.signals import on_stop_signals
+from quickdapp.signals import die_with_parent, on_stop_signals
 
 logger = logging.getLogger(__name__)
 

@@ -12,18 +12,16 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from quickdapp.app.server_app import ServerApp
 from quickdapp.web.auth import AdminAuthMiddleware, AdminCredentials
-from quickdapp.web.dashboard.api import router
+from quickdapp.web.dashboard.audit_api import router as audit_router
+from quickdapp.web.dashboard.queue_api import router as queue_router
 
 STATIC = Path(__file__).parent / "static"
 
 
-def create_dashboard(credentials: AdminCredentials, server: ServerApp | None = None) -> FastAPI:
-    """The dashboard app; every request needs `credentials`.
-
-    Its ServerApp is `server`, or the one set later on `dashboard.state.server`.
-    """
+def create_dashboard(credentials: AdminCredentials) -> FastAPI:
+    """The dashboard app; every request needs `credentials`. Its ServerApp is the one its
+    owner puts in `dashboard.state.server` (see web/deps.py)."""
     dashboard = FastAPI(
         title="QuickDapp queue dashboard",
         description=(
@@ -35,8 +33,8 @@ def create_dashboard(credentials: AdminCredentials, server: ServerApp | None = N
         docs_url=None,
         redoc_url=None,
     )
-    dashboard.state.server = server
-    dashboard.include_router(router)
+    dashboard.include_router(queue_router)
+    dashboard.include_router(audit_router)
     dashboard.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @dashboard.get("/api/docs", include_in_schema=False)

@@ -16,14 +16,15 @@ from web3.contract import AsyncContract
 from quickdapp.app.server_app import ServerApp
 from quickdapp.audit.store import get_job_history
 from quickdapp.config import Settings
-from quickdapp.db.key_values import get_setting, set_setting
+from quickdapp.db.key_values import get_value, set_value
 from quickdapp.db.migrate import upgrade_async
-from quickdapp.db.notifications import NOTIFICATIONS_CHANNEL, get_or_create_user
+from quickdapp.db.notifications import get_or_create_user
 from quickdapp.db.schema import Notification
 from quickdapp.devtools.anvil import ANVIL_CHAIN_ID, AnvilManager, free_port
 from quickdapp.jobs.registry import JobRegistry
 from quickdapp.jobs.types import JobContext
 from quickdapp.jobs.watch_chain import WATCH_CHAIN, WatchChainData, cursor_key
+from quickdapp.keys import NOTIFICATIONS_CHANNEL
 from tests.conftest import StartWorker
 from tests.helpers.chain import ETHER, Chain, chain_overrides, chain_settings, worker_processes
 
@@ -62,7 +63,7 @@ async def watch_until_head(app: ServerApp, chain: Chain, from_block: int) -> lis
         outcome = await run_watch(app, {"fromBlock": from_block})
         assert outcome["state"] == "completed", outcome
         results.append(outcome["returnvalue"])
-        if int(await get_setting(app.sessions, CURSOR) or -1) >= head:
+        if int(await get_value(app.sessions, CURSOR) or -1) >= head:
             return results
     raise AssertionError(f"the cursor did not reach block {head}: {results}")
 
@@ -146,7 +147,7 @@ async def test_several_tokens_and_transfers_in_one_range_are_all_processed(
     rows = await notifications(chain_app)
     assert sorted(row.kind for row in rows) == ["token_created"] * 3 + ["token_transfer"] * 12
     assert sorted(row.tx_hash for row in rows if row.kind == "token_transfer") == sorted(sent)
-    assert await get_setting(chain_app.sessions, CURSOR) == str(head)
+    assert await get_value(chain_app.sessions, CURSOR) == str(head)
 
 
 async def test_a_run_reads_at_most_the_max_block_range_and_respects_confirmations(
@@ -201,7 +202,7 @@ async def test_rereading_blocks_never_notifies_twice(
 
     # As if a run had stored its notifications but its cursor were lost: the blocks come again.
     async with chain_app.sessions.begin() as session:
-        await set_setting(session, CURSOR, str(start - 1))
+        await set_value(session, CURSOR, str(start - 1))
     outcome = await run_watch(chain_app)
 
     assert outcome["returnvalue"]["alreadyNotified"] == 2
@@ -249,7 +250,7 @@ async def test_an_rpc_outage_fails_the_run_and_loses_or_doubles_nothing(
     start = await chain.head() + 1
     token, _ = await chain.create_token(factory, alice, "Token", "TKN", 10 * ETHER)
     await watch_until_head(chain_app, chain, start)
-    cursor = await get_setting(chain_app.sessions, CURSOR)
+    cursor = await get_value(chain_app.sessions, CURSOR)
     for _ in range(3):
         await chain.transfer(token, alice, factory.address, ETHER)
 
@@ -270,14 +271,14 @@ async def test_an_rpc_outage_fails_the_run_and_loses_or_doubles_nothing(
             await WATCH_CHAIN.run(context)
     finally:
         await down_app.close()
-    assert await get_setting(chain_app.sessions, CURSOR) == cursor, "the cursor did not move"
+    assert await get_value(chain_app.sessions, CURSOR) == cursor, "the cursor did not move"
     assert len(await notifications(chain_app)) == 1
 
     # The node is back: the next runs read from the cursor, once.
     await watch_until_head(chain_app, chain, start)
     rows = await notifications(chain_app)
     assert sorted(row.kind for row in rows) == ["token_created"] + ["token_transfer"] * 3
-    assert int(await get_setting(chain_app.sessions, CURSOR) or 0) == await chain.head()
+    assert int(await get_value(chain_app.sessions, CURSOR) or 0) == await chain.head()
 
 
 async def test_watch_chain_outranks_cleanup_audit_log_when_both_wait(
@@ -356,7 +357,7 @@ async def _workers(manager: Any) -> int:
 
 
 async def _cursor(app: ServerApp) -> int:
-    return int(await get_setting(app.sessions, CURSOR) or -1)
+    return int(await get_value(app.sessions, CURSOR) or -1)
 
 
 async def wait_for(read: Any, target: int, timeout: float) -> None:
@@ -391,12 +392,12 @@ async def test_anvil_stopped_mid_stream_and_restarted_resumes_from_the_cursor(
         await chain.transfer(token, alice, factory.address, ETHER)
         await watch_until_head(app, chain, start)
         await chain.transfer(token, alice, factory.address, ETHER)  # not read yet
-        cursor = await get_setting(app.sessions, CURSOR)
+        cursor = await get_value(app.sessions, CURSOR)
 
         node.stop()
         outcome = await run_watch(app)
         assert outcome["state"] == "failed", outcome
-        assert await get_setting(app.sessions, CURSOR) == cursor, "the cursor did not move"
+        assert await get_value(app.sessions, CURSOR) == cursor, "the cursor did not move"
         assert len(await notifications(app)) == 2
 
         node.start()

@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from quickdapp.app.server_app import ServerApp
+from quickdapp.attempts import JobExecution, Status
 from quickdapp.audit.series import get_job_series
-from quickdapp.audit.store import JobExecution, Status, record_job_execution
+from quickdapp.audit.store import record_job_execution
 from quickdapp.db.engine import create_engine, session_factory
 from quickdapp.db.migrate import upgrade
 

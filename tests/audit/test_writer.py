@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import event
 
 from quickdapp.app.server_app import ServerApp
-from quickdapp.audit.store import JobExecution, get_job_history
+from quickdapp.attempts import JobExecution
+from quickdapp.audit.store import get_job_history
 from quickdapp.audit.writer import AuditWriter
 
 

@@ -15,7 +15,7 @@ from quickdapp.app.server_app import ServerApp
 from quickdapp.app.startup import on_start
 from quickdapp.chain.multicall3 import code_hash, multicall3
 from quickdapp.config import Settings
-from quickdapp.db.key_values import get_setting
+from quickdapp.db.key_values import get_value
 from quickdapp.devtools.anvil import ANVIL_CHAIN_ID, AnvilManager, dev_anvil, free_port, rpc_chain_id
 from quickdapp.jobs.deploy_multicall3 import STARTUP_JOB_ID
 from quickdapp.jobs.registry import JobRegistry
@@ -129,7 +129,7 @@ async def test_quickdapp_dev_starts_anvil_deploys_multicall3_and_watches(
                     continue
                 code = bytes(await chain.w3.eth.get_code(multicall3().address))
                 deployed = code and code_hash(code) == multicall3().runtime_code_hash
-                cursor = await get_setting(app.sessions, cursor_key(ANVIL_CHAIN_ID))
+                cursor = await get_value(app.sessions, cursor_key(ANVIL_CHAIN_ID))
             log = (tmp_path / "dev.log").read_text()
             assert deployed, f"Multicall3 was not deployed:\n{log[-3000:]}"
             assert cursor is not None, f"watchChain did not run:\n{log[-3000:]}"

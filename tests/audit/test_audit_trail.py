@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from quickdapp.app.server_app import ServerApp
+from quickdapp.attempts import JobExecution
 from quickdapp.audit.store import (
-    JobExecution,
     get_job_history,
     get_job_metrics,
     percentile,

@@ -1,0 +1,39 @@
+"""The errors several layers raise or catch, in one neutral place every layer may import."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+
+class SettingsError(Exception):
+    """The environment holds a value the system cannot start with."""
+
+
+class ServiceUnavailableError(RuntimeError):
+    """A service the command needs (Redis, a chain node) does not answer and cannot be started."""
+
+
+class PermanentJobError(Exception):
+    """A failure that another attempt cannot fix: the job fails at once, without retries."""
+
+
+class UnknownJobTypeError(PermanentJobError, LookupError):
+    """No job type of that name is registered."""
+
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        super().__init__(f"unknown job type {name!r}; known types: {', '.join(sorted(known))}")
+        self.name = name
+
+
+class JobValidationError(PermanentJobError, ValueError):
+    """Job data that does not fit its type's model; names the type and each bad field."""
+
+    def __init__(self, job_type: str, problems: Sequence[Mapping[str, Any]]) -> None:
+        described = "; ".join(
+            f"{'.'.join(str(part) for part in issue['loc']) or '(data)'}: {issue['msg']}"
+            for issue in problems
+        )
+        super().__init__(f"invalid data for job type {job_type!r}: {described}")
+        self.job_type = job_type
+        self.errors = list(problems)

@@ -1,0 +1,186 @@
+"""The dashboard's JSON API for the queue: overview, job lists and detail, and actions on jobs."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Security
+from fastapi.security import HTTPBasic, HTTPBearer
+from pydantic import BaseModel, Field
+
+from quickdapp.errors import PermanentJobError
+from quickdapp.keys import JobState
+from quickdapp.queue.inspection import LiveWorker
+from quickdapp.queue.manager import CronJob, JobStateError
+from quickdapp.redis_client import RedisHealth
+from quickdapp.web.dashboard.views import JobDetail, JobPage, detail, summary
+from quickdapp.web.deps import Inspection, Manager, Server
+
+logger = logging.getLogger(__name__)
+
+# Finished jobs are most useful newest first; pending ones in the order they will run.
+NEWEST_FIRST = frozenset({"completed", "failed"})
+
+# Enforced by AdminAuthMiddleware for every request; declared here so OpenAPI documents it.
+router = APIRouter(
+    prefix="/api",
+    dependencies=[Security(HTTPBasic(auto_error=False)), Security(HTTPBearer(auto_error=False))],
+)
+
+
+class JobType(BaseModel):
+    name: str
+    priority: int
+    description: str
+    data_schema: dict[str, Any]
+
+
+class Overview(BaseModel):
+    queue: str
+    counts: dict[JobState, int]
+    paused: bool
+    workers: list[LiveWorker]
+    redis: RedisHealth
+    warnings: list[str]
+    schedulers: list[CronJob]
+    job_types: list[JobType]
+
+
+@router.get("/overview", response_model=Overview, summary="Counts per state, workers, schedulers")
+async def overview(server: Server, manager: Manager, inspection: Inspection) -> Overview:
+    health = await manager.get_health()
+    up = health.redis.ok
+    return Overview(
+        queue=health.queue,
+        counts=health.counts,
+        paused=health.paused,
+        workers=await inspection.live_workers() if up else [],
+        redis=health.redis,
+        warnings=health.warnings,
+        schedulers=await manager.list_cron_jobs() if up else [],
+        job_types=[
+            JobType(
+                name=d.name,
+                priority=d.priority,
+                description=d.description,
+                data_schema=d.model.model_json_schema(),
+            )
+            for d in server.registry
+        ],
+    )
+
+
+@router.get("/jobs", response_model=JobPage, summary="Jobs in one state, a page at a time")
+async def list_jobs(
+    inspection: Inspection,
+    state: JobState,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=200)] = 20,
+) -> JobPage:
+    start = (page - 1) * page_size
+    jobs = await inspection.jobs(
+        state, start, start + page_size - 1, oldest_first=state not in NEWEST_FIRST
+    )
+    return JobPage(
+        state=state,
+        total=await inspection.count(state),
+        page=page,
+        page_size=page_size,
+        jobs=[summary(job, state) for job in jobs],
+    )
+
+
+@router.get("/jobs/{job_id}", response_model=JobDetail, summary="Every field of one job")
+async def get_job(inspection: Inspection, job_id: str) -> JobDetail:
+    job = await inspection.job(job_id)
+    if job is None:
+        raise HTTPException(404, f"no job {job_id!r}")
+    return detail(job, await inspection.state(job_id), await inspection.logs(job_id))
+
+
+class NewJob(BaseModel):
+    type: str
+    data: Any = None
+    user_id: int | None = None
+    delay_ms: Annotated[int | None, Field(ge=0)] = None
+
+
+class Submitted(BaseModel):
+    id: str
+
+
+@router.post(
+    "/jobs",
+    response_model=Submitted,
+    status_code=201,
+    summary="Validate and add a job (as QueueManager.submit_job); 422 and nothing added on bad data",
+)
+async def add_job(manager: Manager, body: NewJob) -> Submitted:
+    try:
+        job_id = await manager.submit_job(body.type, body.data, body.user_id, delay=body.delay_ms)
+    except (PermanentJobError, ValueError, TypeError) as exc:
+        raise HTTPException(422, str(exc)) from None
+    return Submitted(id=job_id)
+
+
+class Done(BaseModel):
+    ok: bool = True
+    count: int | None = None
+
+
+async def _act(what: str, job_id: str, action: Any) -> Done:
+    """Run an action on one job: 404 for a missing job, 409 for one in the wrong state."""
+    try:
+        await action(job_id)
+    except LookupError as exc:
+        raise HTTPException(404, str(exc)) from None
+    except JobStateError as exc:
+        raise HTTPException(409, str(exc)) from None
+    logger.info("dashboard: %s job %s", what, job_id)
+    return Done()
+
+
+@router.post("/jobs/{job_id}/retry", response_model=Done, summary="Retry one failed job")
+async def retry_job(manager: Manager, job_id: str) -> Done:
+    return await _act("retried", job_id, manager.retry_job)
+
+
+@router.post("/jobs/{job_id}/promote", response_model=Done, summary="Run a delayed job now")
+async def promote_job(manager: Manager, job_id: str) -> Done:
+    return await _act("promoted", job_id, manager.promote_job)
+
+
+@router.delete("/jobs/{job_id}", response_model=Done, summary="Remove a job that is not active")
+async def remove_job(manager: Manager, job_id: str) -> Done:
+    return await _act("removed", job_id, manager.remove_job)
+
+
+@router.post("/retry-failed", response_model=Done, summary="Retry every failed job")
+async def retry_failed(manager: Manager) -> Done:
+    return Done(count=await manager.retry_failed())
+
+
+class Clean(BaseModel):
+    state: JobState
+    grace_ms: Annotated[int, Field(ge=0)] = 0
+    limit: Annotated[int, Field(ge=0)] = 0
+
+
+@router.post("/clean", response_model=Done, summary="Remove the jobs of a state older than grace_ms")
+async def clean(manager: Manager, body: Clean) -> Done:
+    if body.state == "active":
+        raise HTTPException(422, "active jobs cannot be cleaned: they are running")
+    return Done(count=await manager.clean(body.state, body.grace_ms, body.limit))
+
+
+@router.post("/pause", response_model=Done, summary="Pause the queue: workers take no new jobs")
+async def pause(manager: Manager) -> Done:
+    await manager.pause()
+    return Done()
+
+
+@router.post("/resume", response_model=Done, summary="Resume the queue")
+async def resume(manager: Manager) -> Done:
+    await manager.resume()
+    return Done()

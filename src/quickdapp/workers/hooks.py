@@ -1,0 +1,59 @@
+"""The hooks a worker process runs around every attempt, called in order with errors contained."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from quickdapp.app.server_app import ServerApp
+from quickdapp.attempts import Attempt, AttemptHook, JobExecution, Skip
+from quickdapp.audit.hook import AuditHook
+from quickdapp.audit.writer import AuditWriter
+from quickdapp.exclusive import ExclusiveLock
+from quickdapp.metrics import MetricsHook
+
+logger = logging.getLogger(__name__)
+
+
+class Hooks:
+    """An ordered set of hooks: `before` in order, `after` and `stalled` in reverse order.
+
+    A hook that fails in `before` fails the attempt; one that fails in `after` or `stalled`
+    is logged and the others still run, so one broken hook never hides an attempt from the rest.
+    """
+
+    def __init__(self, hooks: Sequence[AttemptHook]) -> None:
+        self._hooks = tuple(hooks)
+
+    async def before(self, attempt: Attempt) -> Skip | None:
+        for hook in self._hooks:
+            skip = await hook.before(attempt)
+            if skip is not None:
+                return skip
+        return None
+
+    async def after(self, execution: JobExecution) -> None:
+        for hook in reversed(self._hooks):
+            try:
+                await hook.after(execution)
+            except Exception:
+                logger.exception("%s.after failed for job %s", type(hook).__name__, execution.job_id)
+
+    async def stalled(self, execution: JobExecution) -> None:
+        for hook in reversed(self._hooks):
+            try:
+                await hook.stalled(execution)
+            except Exception:
+                logger.exception("%s.stalled failed for job %s", type(hook).__name__, execution.job_id)
+
+
+def standard_hooks(app: ServerApp) -> Hooks:
+    """What every worker process runs: the exclusive lock, the audit trail, the metrics."""
+    exclusive = [definition.name for definition in app.registry if definition.exclusive]
+    return Hooks(
+        [
+            ExclusiveLock(app.redis, exclusive, app.settings.worker_queue_lock_duration),
+            AuditHook(AuditWriter(app.sessions)),
+            MetricsHook(),
+        ]
+    )
