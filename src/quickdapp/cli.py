@@ -11,24 +11,21 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, is_dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from quickdapp.app.chain_health import chain_health
 from quickdapp.app.server_app import ServerApp
-from quickdapp.app.startup import on_start
 from quickdapp.audit import store as audit
 from quickdapp.config import Settings, load_settings
-from quickdapp.db.migrate import upgrade
 from quickdapp.errors import PermanentJobError, ServiceUnavailableError, SettingsError
 from quickdapp.logs import configure_logging
-from quickdapp.signals import exit_now, on_stop_signals
-from quickdapp.web.app import create_app
-from quickdapp.web.auth import AdminCredentials, admin_credentials
-from quickdapp.web.server import dashboard_url, run_web_server
-from quickdapp.workers.process import run_worker_process
-from quickdapp.workers.supervisor import Supervisor, run_supervisor
+
+if TYPE_CHECKING:
+    from quickdapp.workers.supervisor import Supervisor
+
+# Each command imports what it needs when it runs: `submit` must not pay for FastAPI, uvicorn or
+# web3, nor a worker process for the web server.
 
 logger = logging.getLogger("quickdapp")
 
@@ -125,8 +122,10 @@ def _schedule_parsers(commands: Any) -> None:
 
 def _dev(settings: Settings, args: argparse.Namespace) -> int:
     """Local Redis (and anvil) when none answers, migrations, then the server with workers."""
+    from quickdapp.db.migrate import upgrade
     from quickdapp.devtools.anvil import dev_anvil
     from quickdapp.devtools.redis_manager import RedisManager
+    from quickdapp.workers.supervisor import Supervisor
 
     with (
         RedisManager(settings.redis_url, data_dir=DEV_REDIS_DIR, reuse=True),
@@ -138,10 +137,14 @@ def _dev(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from quickdapp.workers.process import run_worker_process
+
     return run_worker_process(settings)
 
 
 def _workers(settings: Settings, args: argparse.Namespace) -> int:
+    from quickdapp.workers.supervisor import run_supervisor
+
     return run_supervisor(settings)
 
 
@@ -158,6 +161,8 @@ def _submit(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _health(settings: Settings, args: argparse.Namespace) -> int:
+    from quickdapp.app.chain_health import chain_health
+
     healthy = True
 
     async def health(app: ServerApp) -> None:
@@ -186,6 +191,8 @@ def _history(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from quickdapp.db.migrate import upgrade
+
     upgrade(settings.database_url)
     print(f"database at {settings.database_url} is up to date")
     return 0
@@ -241,32 +248,16 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _run_server(settings: Settings, supervisor: Supervisor | None = None) -> int:
-    """The web server, which never runs a job; with a `supervisor` (quickdapp dev), its worker
-    processes run beside it. Either way the start applies the default schedules."""
-    credentials: AdminCredentials = admin_credentials(settings)
+    from quickdapp.web.auth import admin_credentials
+    from quickdapp.web.server import dashboard_url, run_server
+
+    credentials = admin_credentials(settings)
     exit_code = 0
 
     async def run(app: ServerApp) -> None:
         nonlocal exit_code
-        await on_start(app)
-        stop = asyncio.Event()
-        on_stop_signals(stop, what="stopping", now=supervisor.kill_all if supervisor else exit_now)
-        parts: list[Awaitable[Any]] = [
-            run_web_server(create_app(settings, app, credentials=credentials), settings, stop)
-        ]
-        if supervisor is not None:
-            parts.append(supervisor.run(stop))
-
-        async def until_stopped(part: Awaitable[Any]) -> Any:
-            try:
-                return await part
-            finally:
-                stop.set()  # one part ending (or failing) stops the others
-
         print(f"dashboard: {dashboard_url(settings)}  (user {credentials.username!r})", flush=True)
-        results = await asyncio.gather(*(until_stopped(part) for part in parts))
-        if supervisor is not None:
-            exit_code = results[1]
+        exit_code = await run_server(app, credentials, supervisor)
 
     _with_app(settings, run)
     return exit_code

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from quickdapp.chain.client import ChainClient
 from quickdapp.config import Settings
 from quickdapp.db.engine import create_engine, session_factory
 from quickdapp.db.notifications import NewNotification, insert_notifications, publish_notifications
@@ -16,6 +15,9 @@ from quickdapp.db.schema import Notification
 from quickdapp.jobs.registry import JobRegistry, default_registry
 from quickdapp.queue.manager import QueueManager
 from quickdapp.redis_client import connect_redis
+
+if TYPE_CHECKING:
+    from quickdapp.chain.client import ChainClient
 
 
 @dataclass
@@ -36,6 +38,12 @@ class ServerApp:
         redis = await connect_redis(settings.redis_url)
         engine = create_engine(settings.database_url)
         registry = registry or default_registry(settings.extra_job_modules)
+        chain = None
+        if settings.chain_configured:
+            # Imported only here: web3 costs a second and ~30 MB, and most commands need no chain.
+            from quickdapp.chain.client import ChainClient
+
+            chain = ChainClient.from_settings(settings)
         return cls(
             settings=settings,
             engine=engine,
@@ -43,7 +51,7 @@ class ServerApp:
             redis=redis,
             registry=registry,
             queue_manager=QueueManager(settings, registry),
-            chain=ChainClient.from_settings(settings) if settings.chain_configured else None,
+            chain=chain,
         )
 
     async def create_notification(self, user_id: int, data: dict[str, Any]) -> Notification:

@@ -23,6 +23,8 @@ class JobRegistry:
             raise ValueError(f"job type {definition.name!r} is registered twice")
         if not 1 <= definition.priority <= 2_097_152:
             raise ValueError(f"job type {definition.name!r}: priority must be 1..2097152")
+        if isinstance(definition.handler, str) and ":" not in definition.handler:
+            raise ValueError(f"job type {definition.name!r}: handler must be 'module:function'")
         self._definitions[definition.name] = definition
 
     def get(self, name: str) -> JobDefinition[Any]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import redis.asyncio as aioredis
@@ -76,7 +78,9 @@ class JobDefinition(Generic[DataT]):
     name: str
     model: type[DataT]
     priority: int
-    handler: AsyncHandler | BlockingHandler
+    handler: AsyncHandler | BlockingHandler | str
+    """The handler, or "module:function" to import it on the type's first run, so processes
+    that never run the type never load what it needs (web3, for the chain jobs)."""
     blocking: bool = False
     description: str = ""
     options: dict[str, Any] = field(default_factory=dict)
@@ -90,6 +94,13 @@ class JobDefinition(Generic[DataT]):
             raise JobValidationError(self.name, exc.errors()) from None
 
     async def run(self, context: JobContext[DataT]) -> Any:
+        handler = _load(self.handler) if isinstance(self.handler, str) else self.handler
         if self.blocking:
-            return await asyncio.to_thread(self.handler, context)
-        return await self.handler(context)
+            return await asyncio.to_thread(handler, context)
+        return await handler(context)
+
+
+@cache
+def _load(reference: str) -> Any:
+    module, _, name = reference.partition(":")
+    return getattr(importlib.import_module(module), name)
