@@ -31,6 +31,7 @@ logger = logging.getLogger("quickdapp")
 
 DEV_REDIS_DIR = Path(".data/redis")
 DEV_ANVIL_DIR = Path(".data/anvil")
+AUDIT_LAG = 5.0  # seconds `submit --wait` waits for the audit rows after the job ends
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,7 +156,14 @@ def _submit(settings: Settings, args: argparse.Namespace) -> int:
         job_id = await app.queue_manager.submit_job(args.type, data, args.user_id, delay=args.delay)
         print(job_id)
         if args.wait is not None:
-            _print_json(await app.queue_manager.wait_until_finished(job_id, args.wait))
+            outcome = await app.queue_manager.wait_until_finished(job_id, args.wait)
+            # The attempts' audit rows follow through the audit stream: `history` right
+            # after `submit --wait` should show them.
+            job = await app.queue_manager.inspect.job(job_id)
+            attempts = max(job.attemptsStarted, job.attemptsMade) if job is not None else 1
+            if not await audit.wait_for_rows(app.sessions, job_id, attempts, AUDIT_LAG):
+                print(f"quickdapp: the audit rows of {job_id} are not stored yet", file=sys.stderr)
+            _print_json(outcome)
 
     return _with_app(settings, submit)
 

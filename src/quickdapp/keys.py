@@ -42,6 +42,11 @@ OWN_PREFIX = f"{QUEUE_KEY_PREFIX}quickdapp:"
 HEARTBEATS = f"{OWN_PREFIX}workers"
 """Sorted set of live worker processes (id -> expiry ms); each has a record at HEARTBEATS:<id>."""
 
+AUDIT_STREAM = f"{OWN_PREFIX}audit"
+"""Stream of ended attempts on their way into the audit table (audit/stream.py)."""
+AUDIT_GROUP = "writers"
+"""The consumer group of the audit writers."""
+
 NOTIFICATIONS_CHANNEL = "notifications"
 """Pub/sub channel on which each stored user notification is published as JSON."""
 

@@ -15,6 +15,7 @@ from quickdapp.audit.store import (
     record_job_execution,
 )
 from tests.conftest import StartWorker
+from tests.helpers.waiting import audit_stored
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -52,6 +53,7 @@ async def test_success_and_failure_are_recorded_with_result_and_error_text(
     bad = await manager.submit_job("flaky", {"failures": 9, "message": "chain said no"})
     await manager.wait_until_finished(ok, timeout=10)
     await manager.wait_until_finished(bad, timeout=10)
+    await audit_stored(app.redis)
 
     rows = {row.job_id: row for row in (await get_job_history(app.sessions)).items}
     success, failure = rows[ok], rows[bad]
@@ -76,6 +78,7 @@ async def test_each_retry_is_its_own_row(app: ServerApp, start_worker: StartWork
         "flaky", {"failures": 2}, attempts=3, backoff={"type": "fixed", "delay": 50}
     )
     outcome = await app.queue_manager.wait_until_finished(job_id, timeout=10)
+    await audit_stored(app.redis)
 
     assert outcome["state"] == "completed"
     rows = sorted((await get_job_history(app.sessions)).items, key=lambda r: r.attempt)
@@ -95,6 +98,7 @@ async def test_unknown_job_type_fails_at_once_and_the_worker_goes_on(
 
     failed = await manager.wait_until_finished(stray.id, timeout=10)
     done = await manager.wait_until_finished(after, timeout=10)
+    await audit_stored(app.redis)
 
     assert failed["state"] == "failed"
     assert "unknown job type 'retiredJob'" in failed["failedReason"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -23,3 +23,17 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+async def audit_stored(redis: Any, timeout: float = 10.0) -> None:
+    """Wait until the audit writer has stored every ended attempt so far.
+
+    Attempts reach `worker_jobs` through a Redis stream that the writer empties after each
+    commit, so an empty stream means every row written until now is in the table.
+    """
+    from quickdapp.keys import AUDIT_STREAM
+
+    async def empty() -> bool:
+        return int(await redis.xlen(AUDIT_STREAM)) == 0
+
+    await eventually(empty, timeout, "the audit writer to store every attempt")

@@ -11,7 +11,7 @@ from quickdapp.attempts import JobExecution
 from quickdapp.audit.store import delete_job_history_before, record_job_execution
 from quickdapp.db.schema import WorkerJob
 from tests.conftest import StartWorker
-from tests.helpers.waiting import eventually
+from tests.helpers.waiting import audit_stored, eventually
 
 
 async def add_row(app: ServerApp, job_id: str, created_at: datetime, attempt: int = 1) -> None:
@@ -95,6 +95,7 @@ async def test_the_job_deletes_past_retention_in_batches_and_reports_the_count(
     assert outcome["returnvalue"]["deleted"] == 5
     cutoff = datetime.fromisoformat(outcome["returnvalue"]["cutoff"])
     assert now - retention <= cutoff < now - retention + timedelta(seconds=30)
+    await audit_stored(app.redis)
     assert await remaining(app) == sorted(["inside-1", "inside-2", job_id])
 
 

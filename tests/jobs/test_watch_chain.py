@@ -27,6 +27,7 @@ from quickdapp.jobs.watch_chain import WATCH_CHAIN, WatchChainData, cursor_key
 from quickdapp.keys import NOTIFICATIONS_CHANNEL
 from tests.conftest import StartWorker
 from tests.helpers.chain import ETHER, Chain, chain_overrides, chain_settings, worker_processes
+from tests.helpers.waiting import audit_stored
 
 CURSOR = cursor_key(ANVIL_CHAIN_ID)
 
@@ -293,6 +294,7 @@ async def test_watch_chain_outranks_cleanup_audit_log_when_both_wait(
     for job_id in ids:
         outcome = await manager.wait_until_finished(job_id, timeout=30)
         assert outcome["state"] == "completed", outcome
+    await audit_stored(chain_app.redis)
 
     rows = (await get_job_history(chain_app.sessions, limit=10)).items
     order = [row.type for row in sorted(rows, key=lambda row: row.started_at)]
@@ -338,6 +340,7 @@ async def test_two_worker_processes_with_the_schedule_notify_each_event_once(
     rows = await notifications(chain_app)
     assert len(rows) == expected
     assert len({(row.tx_hash, row.log_index, row.kind) for row in rows}) == expected
+    await audit_stored(chain_app.redis)
     history = (await get_job_history(chain_app.sessions, type="watchChain", limit=1000)).items
     assert history, "the workers ran watchChain"
     assert [row.error for row in history if row.status == "failed"] == []

@@ -15,6 +15,7 @@ from quickdapp.config import Settings
 from quickdapp.web.auth import admin_credentials
 from quickdapp.web.dashboard import create_dashboard
 from tests.conftest import StartWorker
+from tests.helpers.waiting import audit_stored
 from tests.web.conftest import API
 
 
@@ -261,6 +262,7 @@ async def test_audit_history_filters_and_metrics_with_a_series(
     ids += [await manager.submit_job("flaky", {"failures": 5}, user_id=2, attempts=1)]
     for job_id in ids:
         await manager.wait_until_finished(job_id, 10)
+    await audit_stored(app.redis)
 
     everything = (await admin.get(f"{API}/audit/history")).json()
     assert everything["total"] == 4

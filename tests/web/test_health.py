@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import httpx
 
 from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings
-from quickdapp.db.engine import create_engine
 from quickdapp.redis_client import create_redis
 from quickdapp.web.app import create_app
 
@@ -39,11 +36,16 @@ async def test_ready_reports_redis_and_database(anonymous: httpx.AsyncClient) ->
 
 
 async def test_ready_is_503_when_the_database_is_down(settings: Settings, app: ServerApp) -> None:
-    engine = create_engine(DEAD_DATABASE)
+    dead = ServerApp(
+        app.settings.model_copy(update={"database_url": DEAD_DATABASE}),
+        app.redis,
+        app.registry,
+        app.queue_manager,
+    )
     try:
-        response = await _get(settings, dataclasses.replace(app, engine=engine), "/ready")
+        response = await _get(settings, dead, "/ready")
     finally:
-        await engine.dispose()
+        await dead.engine.dispose()
     assert response.status_code == 503
     checks = response.json()["checks"]
     assert checks["redis"]["ok"] is True
@@ -54,7 +56,8 @@ async def test_ready_is_503_when_the_database_is_down(settings: Settings, app: S
 async def test_ready_is_503_when_redis_is_down(settings: Settings, app: ServerApp) -> None:
     redis = create_redis(DEAD_REDIS)
     try:
-        response = await _get(settings, dataclasses.replace(app, redis=redis), "/ready")
+        dead = ServerApp(app.settings, redis, app.registry, app.queue_manager)
+        response = await _get(settings, dead, "/ready")
     finally:
         await redis.aclose()
     assert response.status_code == 503

@@ -8,6 +8,7 @@ import time
 from quickdapp.app.server_app import ServerApp
 from quickdapp.audit.store import get_job_history
 from tests.conftest import StartWorker
+from tests.helpers.waiting import audit_stored
 
 
 async def test_submitted_job_is_processed_and_returns_its_result(
@@ -35,6 +36,7 @@ async def test_priorities_run_watch_chain_then_deploy_then_cleanup(
     await start_worker(worker_queue_concurrency=1)
     for job_id in ids:
         await manager.wait_until_finished(job_id, timeout=10)
+    await audit_stored(app.redis)
 
     page = await get_job_history(app.sessions, limit=10)
     order = [row.type for row in sorted(page.items, key=lambda row: row.started_at)]
@@ -65,6 +67,7 @@ async def test_concurrency_n_runs_n_jobs_at_once(app: ServerApp, start_worker: S
     for job_id in ids:
         await app.queue_manager.wait_until_finished(job_id, timeout=20)
     elapsed = time.monotonic() - began
+    await audit_stored(app.redis)
 
     rows = (await get_job_history(app.sessions, limit=100)).items
     events = sorted([(r.started_at, 1) for r in rows] + [(r.completed_at, -1) for r in rows])

@@ -15,6 +15,7 @@ from quickdapp.devtools.redis_manager import RedisManager
 from quickdapp.workers.stalled import STALLED_REASON
 from tests.conftest import StartSupervisor
 from tests.helpers.supervisor import eventually, live_processes
+from tests.helpers.waiting import audit_stored
 
 # Locks that lapse fast, so a dead process's jobs are found again within seconds.
 FAST_STALLS = {
@@ -156,6 +157,7 @@ async def test_a_blocking_handler_three_times_the_lock_completes_once(
     assert outcome["state"] == "completed"
     job = await app.queue_manager.queue.getJob(job_id)
     assert (job.attemptsStarted, job.stalledCounter) == (1, 0)
+    await audit_stored(app.redis)
     assert [(a, s) for a, s, _ in (await _rows(app))[job_id]] == [(1, "completed")]
 
 

@@ -13,7 +13,7 @@ from quickdapp.app.server_app import ServerApp
 from quickdapp.audit.store import get_job_history
 from quickdapp.config import Settings
 from tests.helpers.processes import settings_env
-from tests.helpers.waiting import eventually
+from tests.helpers.waiting import audit_stored, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,6 +49,7 @@ async def test_sigterm_finishes_the_active_job_and_leaves_the_rest_waiting(
     assert worker.returncode == 0, output
     assert await manager.queue.getJobState(running) == "completed"
     assert await manager.queue.getJobState(waiting) == "prioritized"
+    await audit_stored(app.redis)
     rows = (await get_job_history(app.sessions)).items
     assert [(r.job_id, r.status) for r in rows] == [(running, "completed")]
     assert "SIGTERM received: finishing active jobs" in output

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -237,3 +239,19 @@ async def delete_job_history_before(
             deleted += result.rowcount or 0  # type: ignore[attr-defined]
         if len(rows) < batch_size:
             return deleted
+
+
+async def wait_for_rows(
+    sessions: async_sessionmaker[AsyncSession], job_id: str, attempts: int, timeout: float
+) -> bool:
+    """Wait until job `job_id` has `attempts` audit rows (they arrive through the audit
+    stream); False when they are not all there after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    statement = select(func.count()).select_from(WorkerJob).where(WorkerJob.job_id == job_id)
+    while True:
+        async with sessions() as session:
+            if (await session.scalar(statement) or 0) >= attempts:
+                return True
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)

@@ -1,63 +1,175 @@
-"""Group commit for the audit trail: attempts that finish together share one transaction.
+"""The audit writer: moves attempts from the Redis stream into `worker_jobs`, a batch per commit.
 
-Each commit waits for the disk (SQLite's single writer makes them queue); with many jobs in
-flight, one commit per job caps a worker process at the database's commit rate. Here the rows
-that arrive while a commit is running go in the next one, and every caller still waits until
-its own row is stored, so a job is never reported done before its audit row is.
+Entries are acknowledged (and deleted from the stream) only after their batch is committed, so
+a database that is slow, down or refusing a row delays the rows and loses none: while it is
+away the entries wait in Redis, and the writer retries the same batch until it lands. Several
+writers (one per supervisor) share the stream as one consumer group; the pending entries of a
+writer that died are claimed by another after CLAIM_IDLE_MS. Storing is idempotent (unique
+(job_id, attempt)), so an entry stored twice is still one row.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
 
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from quickdapp.attempts import JobExecution
 from quickdapp.audit.store import record_job_executions
+from quickdapp.audit.stream import FIELD, decode
+from quickdapp.keys import AUDIT_GROUP, AUDIT_STREAM
+
+logger = logging.getLogger(__name__)
+
+BATCH = 1_000  # entries per commit at most
+BLOCK_MS = 50  # how long a read waits for the next entry: bounds how late a row lands
+CLAIM_IDLE_MS = 10_000  # a pending entry idle this long belongs to a writer that died
+CLAIM_EVERY = 1.0  # seconds between looks for such entries
+RETRY_FIRST, RETRY_MAX = 0.2, 5.0  # seconds between tries of a batch the database refused
+
+Entry = tuple[str, JobExecution | None]
 
 
 class AuditWriter:
-    """Writes audit rows for one process, batching those that arrive during a commit."""
+    """One consumer of the audit stream, named `consumer` (unique per process)."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        consumer: str,
+        batch: int = BATCH,
+        claim_idle_ms: int = CLAIM_IDLE_MS,
+    ) -> None:
+        self._redis = redis
         self._sessions = sessions
-        self._pending: list[tuple[JobExecution, asyncio.Future[None]]] = []
-        self._flushing: asyncio.Task[None] | None = None
+        self._consumer = consumer
+        self._batch = batch
+        self._claim_idle_ms = claim_idle_ms
+        self._next_claim = 0.0
+        self._failing_since: float | None = None
+        self._stop = asyncio.Event()
+        self._deadline: float | None = None
 
-    async def record(self, execution: JobExecution) -> None:
-        """Store `execution`; returns once it is committed, raises if its batch failed."""
-        stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((execution, stored))
-        if self._flushing is None or self._flushing.done():
-            self._flushing = asyncio.create_task(self._flush())
-        await stored
-
-    async def _flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
+    async def run(self, stop: asyncio.Event, *, drain_timeout: float = 5.0) -> None:
+        """Move entries until `stop` is set, then those still arriving for up to
+        `drain_timeout` seconds (the last jobs of workers that are closing), then return."""
+        self._stop = stop
+        await self._join_group()
+        while not self._out_of_time(drain_timeout):
             try:
-                await record_job_executions(self._sessions, [execution for execution, _ in batch])
+                entries = await self._next_entries(block=not stop.is_set())
+            except Exception as exc:  # Redis away: the entries wait there, try again
+                logger.warning("audit writer cannot read the stream: %s: %s", type(exc).__name__, exc)
+                await self._pause(RETRY_MAX)
+                continue
+            if not entries and stop.is_set():
+                return
+            if entries and not await self._store(entries, drain_timeout):
+                break
+        logger.warning("audit writer stopped with entries left: another writer stores them")
+
+    def _out_of_time(self, drain_timeout: float) -> bool:
+        if not self._stop.is_set():
+            return False
+        if self._deadline is None:
+            self._deadline = time.monotonic() + drain_timeout
+        return time.monotonic() > self._deadline
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait `seconds`, or less when the writer is asked to stop (never less once stopping)."""
+        if self._stop.is_set():
+            await asyncio.sleep(seconds)
+            return
+        try:
+            await asyncio.wait_for(self._stop.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    async def _join_group(self) -> None:
+        try:
+            await self._redis.xgroup_create(AUDIT_STREAM, AUDIT_GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def _next_entries(self, *, block: bool) -> list[Entry]:
+        """Entries of writers that died first (now and then), else new ones."""
+        now = time.monotonic()
+        if now >= self._next_claim:
+            self._next_claim = now + CLAIM_EVERY
+            claimed: Any = await self._redis.xautoclaim(
+                AUDIT_STREAM, AUDIT_GROUP, self._consumer, self._claim_idle_ms, "0-0", count=self._batch
+            )
+            if claimed[1]:
+                logger.info(
+                    "audit writer took over %d entries of a writer that stopped", len(claimed[1])
+                )
+                return [_entry(entry_id, fields) for entry_id, fields in claimed[1]]
+        replies: Any = await self._redis.xreadgroup(
+            AUDIT_GROUP,
+            self._consumer,
+            {AUDIT_STREAM: ">"},
+            count=self._batch,
+            block=BLOCK_MS if block else None,
+        )
+        return [
+            _entry(entry_id, fields) for _, messages in replies or [] for entry_id, fields in messages
+        ]
+
+    async def _store(self, entries: Sequence[Entry], drain_timeout: float) -> bool:
+        """Commit `entries`, retrying while the database refuses; then acknowledge them.
+        False when the writer ran out of time while stopping (they stay pending)."""
+        executions = [execution for _, execution in entries if execution is not None]
+        delay = RETRY_FIRST
+        while executions:
+            try:
+                await record_job_executions(self._sessions, executions)
             except Exception as exc:
-                if len(batch) == 1:
-                    _settle(batch, exc)
-                    continue
-                # One bad row must not cost the others theirs: write them one by one.
-                for item in batch:
-                    try:
-                        await record_job_executions(self._sessions, [item[0]])
-                    except Exception as row_error:
-                        _settle([item], row_error)
-                    else:
-                        _settle([item], None)
-            else:
-                _settle(batch, None)
+                self._failed(exc, len(entries))
+                if self._out_of_time(drain_timeout):
+                    return False
+                await self._pause(delay)
+                delay = min(delay * 2, RETRY_MAX)
+                continue
+            self._stored()
+            break
+        ids = [entry_id for entry_id, _ in entries]
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.xack(AUDIT_STREAM, AUDIT_GROUP, *ids)
+            pipe.xdel(AUDIT_STREAM, *ids)
+            await pipe.execute()
+        return True
+
+    def _failed(self, error: BaseException, waiting: int) -> None:
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
+            logger.warning(
+                "audit rows cannot be stored (%s: %s); %d wait in Redis, retrying",
+                type(error).__name__,
+                error,
+                waiting,
+            )
+
+    def _stored(self) -> None:
+        if self._failing_since is not None:
+            seconds = time.monotonic() - self._failing_since
+            self._failing_since = None
+            logger.info("audit rows are stored again after %.1fs", seconds)
 
 
-def _settle(batch: list[tuple[JobExecution, asyncio.Future[None]]], error: BaseException | None) -> None:
-    for _, stored in batch:
-        if stored.done():
-            continue
-        if error is None:
-            stored.set_result(None)
-        else:
-            stored.set_exception(error)
+def _entry(entry_id: str | bytes, fields: dict[str, str] | None) -> Entry:
+    text = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+    try:
+        return text, decode((fields or {})[FIELD])
+    except (KeyError, ValueError) as exc:
+        # Not ours, or damaged: keeping it would block nothing but would be retried forever.
+        logger.error("dropping audit stream entry %s: %s", text, exc)
+        return text, None

@@ -8,7 +8,6 @@ from typing import Any
 import redis.asyncio as aioredis
 from pydantic import Field
 
-from quickdapp.audit.store import delete_job_history_before
 from quickdapp.jobs.types import JobContext, JobData, JobDefinition
 from quickdapp.keys import COMPLETED, FAILED, job_key, queue_key
 
@@ -19,6 +18,9 @@ class CleanupAuditLogData(JobData):
 
 
 async def cleanup_audit_log(ctx: JobContext[CleanupAuditLogData]) -> dict[str, Any]:
+    # SQLAlchemy only when the job runs: worker processes otherwise never load it.
+    from quickdapp.audit.store import delete_job_history_before
+
     cutoff = datetime.now(UTC) - timedelta(days=ctx.data.retention_days)
     redis = ctx.app.redis
 

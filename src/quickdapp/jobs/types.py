@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from quickdapp.config import Settings
 from quickdapp.errors import JobValidationError
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
     from quickdapp.chain.client import ChainClient
 
 DataT = TypeVar("DataT", bound=BaseModel)

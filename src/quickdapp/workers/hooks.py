@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from quickdapp.app.server_app import ServerApp
 from quickdapp.attempts import Attempt, AttemptHook, JobExecution, Skip
 from quickdapp.audit.hook import AuditHook
-from quickdapp.audit.writer import AuditWriter
 from quickdapp.exclusive import ExclusiveLock
 from quickdapp.metrics import MetricsHook
 
@@ -53,7 +52,7 @@ def standard_hooks(app: ServerApp) -> Hooks:
     return Hooks(
         [
             ExclusiveLock(app.redis, exclusive, app.settings.worker_queue_lock_duration),
-            AuditHook(AuditWriter(app.sessions)),
+            AuditHook(app.redis),
             MetricsHook(),
         ]
     )

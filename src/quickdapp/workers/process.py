@@ -98,15 +98,24 @@ async def run_worker(
     name: str | None = None,
     shutdown_timeout: float | None = None,
     ready: asyncio.Event | None = None,
+    audit_writer: bool = True,
 ) -> bool:
     """Process jobs until `stop` is set, then close gracefully: active jobs finish, none start.
 
     `ready` is set once the worker runs and is registered in Redis. Jobs still running after
     `shutdown_timeout` seconds (default WORKER_SHUTDOWN_TIMEOUT) are abandoned; their locks
-    lapse and the stalled check gives them to another worker. Returns True when the close was
-    clean.
+    lapse and the stalled check gives them to another worker. With `audit_writer` (a worker on
+    its own; the supervisor runs one for all its workers instead) this process also moves the
+    audit stream into the database, until its last attempts are stored. Returns True when the
+    close was clean.
     """
     settings = app.settings
+    writer_stop = asyncio.Event()
+    writing = (
+        asyncio.create_task(run_audit_writer(app, writer_stop), name="audit writer")
+        if audit_writer
+        else None
+    )
     outage = OutageLog(redact(settings.redis_url))
     background = _Background()
     worker = create_worker(app, name=name, outage=outage, background=background)
@@ -147,6 +156,9 @@ async def run_worker(
         )
     await asyncio.wait({loop_task})
     await background.drain()  # audit rows of stalled jobs
+    if writing is not None:
+        writer_stop.set()
+        await writing
     closed.set()
     await beating
     await heartbeat.remove()
@@ -182,8 +194,20 @@ async def _close(worker: Worker, timeout: float) -> list[str]:
     return abandoned
 
 
-def run_worker_process(settings: Settings) -> int:
-    """Run one worker process in the foreground until SIGTERM or SIGINT; 0 after a clean close."""
+async def run_audit_writer(app: ServerApp, stop: asyncio.Event) -> None:
+    """Move the audit stream into the database until `stop` (see audit/writer.py)."""
+    from quickdapp.audit.writer import AuditWriter  # SQLAlchemy: only where rows are written
+
+    consumer = f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:6]}"
+    await AuditWriter(app.redis, app.sessions, consumer=consumer).run(stop)
+
+
+def run_worker_process(settings: Settings, *, audit_writer: bool = True) -> int:
+    """Run one worker process in the foreground until SIGTERM or SIGINT; 0 after a clean close.
+
+    A worker started by the supervisor runs no audit writer (`audit_writer=False`): the
+    supervisor runs one for all of them, and the worker never loads SQLAlchemy.
+    """
 
     enable_multiprocess(settings.metrics_dir)
 
@@ -192,7 +216,7 @@ def run_worker_process(settings: Settings) -> int:
         try:
             stop = asyncio.Event()
             on_stop_signals(stop)
-            return await run_worker(app, stop)
+            return await run_worker(app, stop, audit_writer=audit_writer)
         finally:
             await app.close()
 
@@ -204,7 +228,7 @@ def main() -> int:
     settings = Settings.model_validate_json(sys.stdin.read())
     sys.stdin.close()
     configure_logging(settings.log_level)
-    return run_worker_process(settings)
+    return run_worker_process(settings, audit_writer=False)
 
 
 def _log_failure(job: Any, error: BaseException, *_: Any) -> None:

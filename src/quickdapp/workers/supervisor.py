@@ -19,15 +19,18 @@ from dataclasses import dataclass
 from pydantic import SecretBytes, SecretStr
 from pydantic_core import to_json
 
+from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings
 from quickdapp.metrics import mark_process_dead, prepare_metrics_dir
 from quickdapp.signals import die_with_parent, on_stop_signals
+from quickdapp.workers.process import run_audit_writer
 
 logger = logging.getLogger(__name__)
 
 FIRST_RESTART_DELAY = 1.0  # seconds before restarting a process that died
 MAX_RESTART_DELAY = 60.0  # the back-off doubles per quick death up to this
 STABLE_AFTER = 30.0  # a process that ran this long was healthy: the back-off starts over
+WRITER_RESTART = 1.0  # seconds before a failed audit writer starts again
 KILL_GRACE = 3.0  # past WORKER_SHUTDOWN_TIMEOUT: the child ends late jobs itself, then SIGKILL
 
 
@@ -71,6 +74,8 @@ class Supervisor:
         )
         # Job counters live in files there, one set per process: they outlive restarts.
         prepare_metrics_dir(self.settings.metrics_dir)
+        writer_stop = asyncio.Event()
+        writing = asyncio.create_task(self._write_audit(writer_stop), name="audit writer")
         keepers = [asyncio.create_task(self._keep_alive(slot, stop)) for slot in self._slots]
         waiting = asyncio.create_task(stop.wait())
         # A keeper only ends on its own if it fails: stop everything rather than run short.
@@ -79,7 +84,27 @@ class Supervisor:
         for task in done:
             if task is not waiting and task.exception() is not None:
                 logger.error("supervisor error: %r", task.exception())
-        return await self._shut_down(keepers)
+        code = await self._shut_down(keepers)
+        writer_stop.set()  # after the workers: their last attempts are stored too
+        await writing
+        return code
+
+    async def _write_audit(self, stop: asyncio.Event) -> None:
+        """The one audit writer of all this supervisor's workers (they run none themselves)."""
+        while not stop.is_set():
+            try:
+                app = await ServerApp.create(self.settings)
+                try:
+                    await run_audit_writer(app, stop)
+                    return
+                finally:
+                    await app.close()
+            except Exception:
+                logger.exception("the audit writer failed; starting it again in %.0fs", WRITER_RESTART)
+                try:
+                    await asyncio.wait_for(stop.wait(), WRITER_RESTART)
+                except TimeoutError:
+                    pass
 
     def kill_all(self) -> None:
         """Stop now: SIGKILL every live child (a second SIGINT/SIGTERM to the supervisor)."""

@@ -1,0 +1,81 @@
+"""The audit trail's way through Redis: every ended attempt becomes one entry of a stream.
+
+An entry is written where the attempt ends, in Redis, as durable as the job's own state: when
+the worker finishes a job, in the same transaction as BullMQ's finishing call (guarded by the
+job's lock token, see GUARDED_ADD); for a stalled attempt, by the stalled check. The audit
+writer (audit/writer.py) moves entries into `worker_jobs` in batches and acknowledges them only
+after its commit, so a slow or absent database delays rows but never loses one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from quickdapp.attempts import JobExecution
+from quickdapp.keys import AUDIT_STREAM
+
+logger = logging.getLogger(__name__)
+
+FIELD = "e"
+
+GUARDED_ADD = """
+-- KEYS[1] the job's lock, KEYS[2] the audit stream; ARGV[1] the worker's lock token, ARGV[2] the entry.
+-- Added only while the lock is the worker's: then BullMQ's finishing call, next in the same
+-- MULTI, finds the same lock and succeeds. A worker that lost its lock (its job was taken
+-- back by the stalled check, which writes that attempt's entry) adds nothing.
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('XADD', KEYS[2], '*', 'e', ARGV[2])
+end
+return false
+"""
+
+
+def encode(execution: JobExecution) -> str:
+    """The stream entry of `execution`: compact JSON, times in ISO 8601 with their zone."""
+    return json.dumps(
+        {
+            "job_id": execution.job_id,
+            "attempt": execution.attempt,
+            "type": execution.type,
+            "user_id": execution.user_id,
+            "data": execution.data,
+            "status": execution.status,
+            "started_at": execution.started_at.isoformat(),
+            "completed_at": execution.completed_at.isoformat(),
+            "result": execution.result,
+            "error": execution.error,
+        },
+        separators=(",", ":"),
+        default=str,  # a result JSON cannot hold is kept as its text
+    )
+
+
+def decode(entry: str | bytes) -> JobExecution:
+    """The execution an entry holds; raises ValueError for one this code did not write."""
+    try:
+        fields: dict[str, Any] = json.loads(entry)
+        return JobExecution(
+            job_id=str(fields["job_id"]),
+            attempt=int(fields["attempt"]),
+            type=str(fields["type"]),
+            user_id=fields["user_id"],
+            data=fields["data"],
+            status=fields["status"],
+            started_at=datetime.fromisoformat(fields["started_at"]),
+            completed_at=datetime.fromisoformat(fields["completed_at"]),
+            result=fields["result"],
+            error=fields["error"],
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"not an audit entry: {exc}") from exc
+
+
+async def add(redis: aioredis.Redis, execution: JobExecution) -> None:
+    """Append the entry of `execution` on its own (an attempt that ends outside a worker's
+    finishing transaction: a stall, a job failed without running)."""
+    await redis.xadd(AUDIT_STREAM, {FIELD: encode(execution)})
