@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -86,16 +87,18 @@ async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     await redis_client.aclose()
 
 
-async def wait_for(probe: Callable[[], Awaitable[Any]], timeout: float, what: str) -> Any:
-    """Await `probe` until truthy; fail naming `what` after `timeout` s."""
+async def wait_for(probe: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Call (and await, if it is a coroutine) `probe` until truthy; fail naming `what`."""
     deadline = time.monotonic() + timeout
     while True:
-        value = await probe()
+        value = probe()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.005)
 
 
 async def state_counts(client: aioredis.Redis) -> dict[str, int]:
