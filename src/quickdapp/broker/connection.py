@@ -202,9 +202,16 @@ class Connection:
     # -- internals ---------------------------------------------------------------
 
     def _enqueue(self, packed: bytes, future: asyncio.Future[Any]) -> None:
-        if not self._pending:
-            self._last_progress = self._loop.time()
+        idle = not self._pending
         self._pending.append(future)
+        if idle:
+            # Nothing in flight: write at once (a lone command waits for no loop pass); what
+            # follows in this pass is batched behind it, and so on while replies are due.
+            self._last_progress = self._loop.time()
+            protocol = self._protocol
+            if protocol is not None and protocol.transport is not None and not self._wbuf:
+                protocol.transport.write(packed)
+                return
         self._wbuf.append(packed)
         if not self._flush_scheduled:
             self._flush_scheduled = True
