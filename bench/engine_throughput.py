@@ -36,9 +36,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.helpers.redis_server
 
+from tests.helpers.redis_server import RedisServer, free_port  # noqa: E402
+
 from quickdapp.broker.connection import Connection  # noqa: E402
 from quickdapp.broker.scripts import QueueScripts  # noqa: E402
-from tests.helpers.redis_server import RedisServer, free_port  # noqa: E402
 
 SYSTEMS = ("engine", "stock", "node")
 RESULTS = ROOT / "bench" / "results" / "engine_throughput.json"
@@ -47,7 +48,7 @@ RESULTS = ROOT / "bench" / "results" / "engine_throughput.json"
 # -- worker processes -----------------------------------------------------------------------
 
 
-async def python_worker(kind: str, port: int, concurrency: int) -> None:
+async def python_worker(kind: str, port: int, concurrency: int, record: bool) -> None:
     """One worker process: print "ready", run until SIGTERM, then print CPU and job starts."""
     url = f"redis://127.0.0.1:{port}/0"
     starts: dict[str, float] = {}
@@ -57,7 +58,8 @@ async def python_worker(kind: str, port: int, concurrency: int) -> None:
         from quickdapp.workers.engine import ActiveJob, Engine, Outcome
 
         async def process(job: ActiveJob) -> Outcome:
-            starts[job.id] = time.time() * 1000
+            if record:
+                starts[job.id] = time.time() * 1000
             return Outcome()
 
         engine = Engine(
@@ -68,14 +70,17 @@ async def python_worker(kind: str, port: int, concurrency: int) -> None:
         from bullmq import Worker
 
         async def processor(job: Any, token: str) -> None:
-            starts[job.id] = time.time() * 1000
+            if record:
+                starts[job.id] = time.time() * 1000
 
-        worker = Worker("jobs", processor, {"connection": url, "concurrency": concurrency, "autorun": False})
+        options = {"connection": url, "concurrency": concurrency, "autorun": False}
+        worker = Worker("jobs", processor, options)
         # DESIGN.md: read the version first, or bullmq rounds its blocking waits up to seconds.
         await worker.blockingRedisConnection.getRedisVersion()
         await worker.redisConnection.getRedisVersion()
-        asyncio.ensure_future(worker.run())
+        running = asyncio.ensure_future(worker.run())
         await asyncio.sleep(0.2)
+        assert not running.done()
     cpu_at_ready = os.times()
     print("ready", flush=True)
     await stop.wait()
@@ -88,8 +93,10 @@ async def python_worker(kind: str, port: int, concurrency: int) -> None:
 class Workers:
     """Worker processes of one system, started until "ready", stopped with SIGTERM."""
 
-    def __init__(self, bench: Bench, system: str, processes: int, concurrency: int) -> None:
-        self.bench, self.system = bench, system
+    def __init__(
+        self, bench: Bench, system: str, processes: int, concurrency: int, *, record: bool
+    ) -> None:
+        self.bench, self.system, self.record = bench, system, record
         self.processes, self.concurrency = processes, concurrency
         self.children: list[asyncio.subprocess.Process] = []
 
@@ -97,10 +104,11 @@ class Workers:
         for _ in range(self.processes):
             if self.system == "node":
                 args = ["node", "worker.js", str(self.bench.port), str(self.concurrency)]
+                args.append(str(int(self.record)))
                 cwd = self.bench.node_dir
             else:
                 args = [sys.executable, __file__, "worker", self.system]
-                args += [str(self.bench.port), str(self.concurrency)]
+                args += [str(self.bench.port), str(self.concurrency), str(int(self.record))]
                 cwd = ROOT
             child = await asyncio.create_subprocess_exec(
                 *args, cwd=cwd, stdout=subprocess.PIPE, limit=1 << 26
@@ -130,7 +138,8 @@ class Workers:
 
     async def __aexit__(self, *exc: object) -> None:
         for child in self.children:
-            child.kill()
+            if child.returncode is None:
+                child.kill()
             await child.wait()
 
 
@@ -158,7 +167,9 @@ class Bench:
 
     async def fill(self, n: int) -> None:
         for start in range(0, n, 1000):
-            await self.conn.transaction([self.add_command(i) for i in range(start, min(n, start + 1000))])
+            await self.conn.transaction(
+                [self.add_command(i) for i in range(start, min(n, start + 1000))]
+            )
 
     async def completed(self) -> int:
         return int(await self.conn.execute("ZCARD", "bull:jobs:completed"))
@@ -179,7 +190,7 @@ class Bench:
         try:
             await queue.pause()
             await self.fill(self.jobs)
-            async with Workers(self, system, processes, concurrency) as workers:
+            async with Workers(self, system, processes, concurrency, record=False) as workers:
                 started = time.perf_counter()
                 await queue.resume()
                 finished = await self.wait_completed(self.jobs)
@@ -194,7 +205,7 @@ class Bench:
     async def steady_latency(self, system: str, rate: int = 100, seconds: float = 8) -> dict[str, float]:
         await self.fresh()
         added: dict[str, float] = {}
-        async with Workers(self, system, 1, 50) as workers:
+        async with Workers(self, system, 1, 50, record=True) as workers:
             begin = time.perf_counter()
             for n in range(int(rate * seconds)):
                 await asyncio.sleep(max(0.0, begin + n / rate - time.perf_counter()))
@@ -215,7 +226,7 @@ class Bench:
         finally:
             await queue.close()
         added: dict[str, float] = {}
-        async with Workers(self, system, 1, 50) as workers:
+        async with Workers(self, system, 1, 50, record=True) as workers:
             for n in range(arrivals):
                 await asyncio.sleep(gap)
                 at = time.time() * 1000
@@ -232,7 +243,7 @@ class Bench:
         queue = Queue("jobs", {"connection": self.url})
         due: dict[str, float] = {}
         try:
-            async with Workers(self, system, 1, 50) as workers:
+            async with Workers(self, system, 1, 50, record=True) as workers:
                 for i in range(n):
                     job = await queue.add("later", {}, {"delay": 300 + 97 * i})
                     due[str(job.id)] = job.timestamp + job.delay
@@ -271,7 +282,9 @@ class Bench:
                         await queue.add("noop", {"n": i})
                 else:
                     for s in range(0, n, 1000):
-                        await queue.addBulk([{"name": "noop", "data": {"n": i}} for i in range(s, s + 1000)])
+                        await queue.addBulk(
+                            [{"name": "noop", "data": {"n": i}} for i in range(s, s + 1000)]
+                        )
             finally:
                 await queue.close()
         return {"jobs_per_s": n / (time.perf_counter() - started)}
@@ -287,7 +300,9 @@ def _pct(values: list[float], p: float) -> float:
 # -- the run ----------------------------------------------------------------------------------
 
 
-def measurements(bench: Bench, quick: bool) -> list[tuple[str, str, Callable[[], Awaitable[dict[str, float]]]]]:
+def measurements(
+    bench: Bench, quick: bool
+) -> list[tuple[str, str, Callable[[], Awaitable[dict[str, float]]]]]:
     plan: list[tuple[str, str, Callable[[], Awaitable[dict[str, float]]]]] = []
     for system in SYSTEMS:
         for procs in (1, 2):
@@ -333,8 +348,8 @@ def markdown(table: dict[str, Any]) -> str:
 
 
 async def run(args: argparse.Namespace) -> None:
-    node_dir = Path(args.node_dir).resolve()
-    if not (node_dir / "node_modules" / "bullmq").is_dir():
+    node_dir = Path(args.node_dir)
+    if not await asyncio.to_thread((node_dir / "node_modules" / "bullmq").is_dir):
         subprocess.run(
             ["npm", "install", "--no-package-lock", "--no-audit", "--no-fund"], cwd=node_dir, check=True
         )
@@ -362,8 +377,8 @@ async def run(args: argparse.Namespace) -> None:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "worker":
-        kind, port, concurrency = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-        asyncio.run(python_worker(kind, port, concurrency))
+        kind, port, concurrency, record = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+        asyncio.run(python_worker(kind, port, concurrency, record == "1"))
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--jobs", type=int, default=20_000, help="jobs per drain / bulk enqueue")

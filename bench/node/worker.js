@@ -1,11 +1,11 @@
-// Node BullMQ worker for bench/engine_throughput.py: node worker.js PORT CONCURRENCY
+// Node BullMQ worker for bench/engine_throughput.py: node worker.js PORT CONCURRENCY RECORD(0|1)
 // Prints "ready" once connected; on SIGTERM prints one JSON line (CPU seconds, job starts) and exits.
 const { Worker } = require('bullmq');
 
-const [port, concurrency] = process.argv.slice(2).map(Number);
+const [port, concurrency, record] = process.argv.slice(2).map(Number);
 const starts = {};
 const worker = new Worker('jobs', async (job) => {
-  starts[job.id] = performance.timeOrigin + performance.now();
+  if (record) starts[job.id] = performance.timeOrigin + performance.now();
   return null;
 }, { connection: { host: '127.0.0.1', port }, concurrency });
 
@@ -16,6 +16,7 @@ worker.waitUntilReady().then(() => {
 });
 process.on('SIGTERM', async () => {
   const cpu = process.cpuUsage(cpuAtReady);  // CPU since ready: start-up not counted
-  console.log(JSON.stringify({ cpu_s: (cpu.user + cpu.system) / 1e6, starts }));
-  process.exit(0);
+  // Exit only once the line is written: a piped stdout is asynchronous in Node.
+  process.stdout.write(JSON.stringify({ cpu_s: (cpu.user + cpu.system) / 1e6, starts }) + '\n',
+    () => process.exit(0));
 });
