@@ -1,0 +1,335 @@
+"""BullMQ's own Lua scripts, unchanged, and typed builders for exactly the calls the engine makes.
+
+The script text is read from the installed `bullmq` package (its `commands/*.lua`, the same
+files the Python and Node ports run), so the data layout stays BullMQ's and Node tools and
+Bull Board keep reading it. The package is located without being imported: importing bullmq
+pulls in all of redis-py and its worker, none of which the engine uses.
+
+Each builder returns a complete `EVALSHA` command (a tuple), so the caller can either send it
+alone or place it inside a MULTI/EXEC block next to other commands. KEYS and ARGV follow
+bullmq/scripts.py (3.4.4) call for call; the line above each builder names the script.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import msgpack  # type: ignore[import-untyped]
+
+from quickdapp.broker.connection import Arg, Connection, ReplyError
+
+# name -> file in bullmq/commands (bullmq.redis_connection.SCRIPT_DEFINITIONS, the ones used here)
+SCRIPT_FILES = {
+    "moveToActive": "moveToActive-11.lua",
+    "moveToFinished": "moveToFinished-14.lua",
+    "moveToDelayed": "moveToDelayed-11.lua",
+    "retryJob": "retryJob-11.lua",
+    "extendLocks": "extendLocks-1.lua",
+    "moveStalledJobsToWait": "moveStalledJobsToWait-9.lua",
+    "updateJobScheduler": "updateJobScheduler-12.lua",
+    "updateProgress": "updateProgress-3.lua",
+    "addLog": "addLog-2.lua",
+    "addStandardJob": "addStandardJob-9.lua",
+}
+
+KEY_NAMES = (
+    "active wait waiting-children paused completed failed delayed repeat stalled limiter "
+    "prioritized id stalled-check meta pc events marker de"
+).split()
+
+
+def bullmq_commands_dir() -> Path:
+    """The `commands` folder of the installed bullmq package (found without importing it)."""
+    spec = importlib.util.find_spec("bullmq")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the bullmq package is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "commands"
+
+
+def load_script_texts() -> dict[str, str]:
+    """The Lua text of every script in `SCRIPT_FILES`, by name."""
+    folder = bullmq_commands_dir()
+    return {name: (folder / file).read_text() for name, file in SCRIPT_FILES.items()}
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds, the timestamps BullMQ stores and compares."""
+    return round(time.time() * 1000)
+
+
+def keep_jobs(remove: Any) -> dict[str, Any]:
+    """removeOnComplete/removeOnFail as BullMQ's `keepJobs` (bullmq getKeepJobs)."""
+    if isinstance(remove, bool):
+        return {"count": 0} if remove else {"count": -1}
+    if isinstance(remove, int):
+        return {"count": remove}
+    if isinstance(remove, dict):
+        return remove
+    return {"count": -1}
+
+
+class QueueScripts:
+    """Key names of one queue and the EVALSHA commands on them.
+
+    `load(conn)` registers the scripts with a connection (loaded on every (re)connect);
+    the builders need only the SHA1s, which are known before any connection exists.
+    """
+
+    def __init__(self, queue: str = "jobs", prefix: str = "bull") -> None:
+        self.queue = queue
+        self.prefix = prefix
+        self.base = f"{prefix}:{queue}:"  # BullMQ's keys[""], the job key prefix
+        self.keys = {name: self.base + name for name in KEY_NAMES}
+        self.texts = load_script_texts()
+        self.sha: dict[str, str] = {}
+
+    async def load(self, conn: Connection) -> None:
+        """Register every script with `conn` (SCRIPT LOAD now and after each reconnect)."""
+        for name, text in self.texts.items():
+            self.sha[name] = await conn.load_script(text)
+
+    def job_key(self, job_id: str) -> str:
+        """The hash key of a job."""
+        return self.base + job_id
+
+    def _evalsha(self, name: str, keys: Sequence[str], args: Sequence[Arg]) -> tuple[Arg, ...]:
+        return ("EVALSHA", self.sha[name], len(keys), *keys, *args)
+
+    # moveToActive-11
+    def move_to_active(
+        self, token: str, lock_duration_ms: int, worker_name: str | None
+    ) -> tuple[Arg, ...]:
+        """Take the next job (wait or prioritized, promoting due delayed jobs first)."""
+        k = self.keys
+        opts: dict[str, Any] = {"token": token, "lockDuration": lock_duration_ms, "limiter": None}
+        if worker_name:
+            opts["name"] = worker_name  # the script stores it as the job's processedBy ("pb")
+        keys = (
+            k["wait"], k["active"], k["prioritized"], k["events"], k["stalled"], k["limiter"],
+            k["delayed"], k["paused"], k["meta"], k["pc"], k["marker"],
+        )  # fmt: skip
+        return self._evalsha(
+            "moveToActive", keys, (self.base, now_ms(), msgpack.packb(opts, use_bin_type=True))
+        )
+
+    # moveToFinished-14
+    def move_to_finished(
+        self,
+        job_id: str,
+        *,
+        token: str,
+        completed: bool,
+        value: str,
+        fetch_next: bool,
+        lock_duration_ms: int,
+        worker_name: str | None,
+        remove: Any,
+        attempts: int,
+        attempts_made: int,
+        parent_flags: dict[str, Any],
+        fields_to_update: dict[str, str] | None = None,
+    ) -> tuple[Arg, ...]:
+        """Complete (value: the JSON return value) or fail (value: the reason) a job.
+
+        With `fetch_next` the same call takes the next job, as Node's worker does.
+        """
+        k = self.keys
+        target = "completed" if completed else "failed"
+        keys = (
+            k["wait"], k["active"], k["prioritized"], k["events"], k["stalled"], k["limiter"],
+            k["delayed"], k["paused"], k["meta"], k["pc"], k[target], self.base + job_id,
+            self.base + "metrics:" + target, k["marker"],
+        )  # fmt: skip
+        opts: dict[str, Any] = {
+            "token": token,
+            "keepJobs": keep_jobs(remove),
+            "limiter": None,
+            "lockDuration": lock_duration_ms,
+            "attempts": attempts,
+            "attemptsMade": attempts_made,
+            "maxMetricsSize": "",
+            **parent_flags,
+        }
+        if worker_name:
+            opts["name"] = worker_name
+        args: list[Arg] = [
+            job_id,
+            now_ms(),
+            "returnvalue" if completed else "failedReason",
+            value,
+            target,
+            "1" if fetch_next else "",
+            self.base,
+            msgpack.packb(opts, use_bin_type=True),
+        ]
+        if fields_to_update:
+            args.append(_packed_fields(fields_to_update))
+        return self._evalsha("moveToFinished", keys, args)
+
+    # moveToDelayed-11
+    def move_to_delayed(
+        self,
+        job_id: str,
+        *,
+        token: str,
+        delay_ms: int,
+        fetch_next: bool,
+        lock_duration_ms: int,
+        worker_name: str | None,
+        fields_to_update: dict[str, str] | None,
+    ) -> tuple[Arg, ...]:
+        """Put a failed attempt back as delayed (a retry with backoff), counting the attempt."""
+        k = self.keys
+        keys = (
+            k["marker"], k["active"], k["prioritized"], k["delayed"], self.base + job_id,
+            k["events"], k["meta"], k["stalled"], k["wait"], k["limiter"], k["pc"],
+        )  # fmt: skip
+        args: list[Arg] = [
+            self.base,
+            str(now_ms()),
+            job_id,
+            token,
+            delay_ms,
+            "0",  # skip attempt: no, this was an attempt
+            _packed_fields(fields_to_update) if fields_to_update else "",
+            "1" if fetch_next else "0",
+        ]
+        if fetch_next:
+            opts: dict[str, Any] = {
+                "token": token,
+                "lockDuration": lock_duration_ms,
+                "limiter": None,
+            }
+            if worker_name:
+                opts["name"] = worker_name
+            args.append(msgpack.packb(opts, use_bin_type=True))
+        return self._evalsha("moveToDelayed", keys, args)
+
+    # retryJob-11
+    def retry_job(
+        self, job_id: str, *, token: str, lifo: bool, fields_to_update: dict[str, str] | None
+    ) -> tuple[Arg, ...]:
+        """Put a failed attempt straight back in wait (a retry without backoff)."""
+        k = self.keys
+        keys = (
+            k["active"], k["wait"], k["paused"], self.base + job_id, k["meta"], k["events"],
+            k["delayed"], k["prioritized"], k["pc"], k["marker"], k["stalled"],
+        )  # fmt: skip
+        args: list[Arg] = [self.base, now_ms(), "RPUSH" if lifo else "LPUSH", job_id, token]
+        if fields_to_update:
+            args.append(_packed_fields(fields_to_update))
+        return self._evalsha("retryJob", keys, args)
+
+    # extendLocks-1
+    def extend_locks(
+        self, job_ids: Sequence[str], tokens: Sequence[str], duration_ms: int
+    ) -> tuple[Arg, ...]:
+        """Renew the locks of many jobs in one call; the reply lists the ids that failed."""
+        return self._evalsha(
+            "extendLocks",
+            (self.keys["stalled"],),
+            (
+                self.base,
+                msgpack.packb(list(tokens), use_bin_type=True),
+                msgpack.packb(list(job_ids), use_bin_type=True),
+                duration_ms,
+            ),
+        )
+
+    # moveStalledJobsToWait-9
+    def move_stalled_jobs_to_wait(
+        self, max_stalled_count: int, stalled_interval_ms: int
+    ) -> tuple[Arg, ...]:
+        """The stalled check: jobs whose lock lapsed go back to wait (or fail); reply: ids."""
+        k = self.keys
+        keys = (
+            k["stalled"], k["wait"], k["active"], k["stalled-check"], k["meta"], k["paused"],
+            k["marker"], k["events"], k["repeat"],
+        )  # fmt: skip
+        return self._evalsha(
+            "moveStalledJobsToWait",
+            keys,
+            (max_stalled_count, self.base, now_ms(), stalled_interval_ms),
+        )
+
+    # updateJobScheduler-12
+    def update_job_scheduler(
+        self,
+        scheduler_id: str,
+        *,
+        next_millis: int,
+        template_data: str,
+        job_opts: dict[str, Any],
+        producer_id: str,
+    ) -> tuple[Arg, ...]:
+        """Advance a job scheduler to its next iteration (when its current job starts)."""
+        k = self.keys
+        keys = (
+            k["repeat"], k["delayed"], k["wait"], k["paused"], k["meta"], k["prioritized"],
+            k["marker"], k["id"], k["events"], k["pc"], self.base + producer_id, k["active"],
+        )  # fmt: skip
+        args = (
+            next_millis,
+            scheduler_id,
+            template_data,
+            msgpack.packb(job_opts, use_bin_type=True),
+            now_ms(),
+            self.base,
+            producer_id,
+        )
+        return self._evalsha("updateJobScheduler", keys, args)
+
+    # updateProgress-3
+    def update_progress(self, job_id: str, progress_json: str) -> tuple[Arg, ...]:
+        """Store a job's progress (JSON text) and emit the `progress` event."""
+        keys = (self.base + job_id, self.keys["events"], self.keys["meta"])
+        return self._evalsha("updateProgress", keys, (job_id, progress_json))
+
+    # addLog-2
+    def add_log(self, job_id: str, line: str, keep_logs: int | None) -> tuple[Arg, ...]:
+        """Append a line to a job's log (trimmed to `keep_logs` lines when given)."""
+        keys = (self.base + job_id, self.base + job_id + ":logs")
+        return self._evalsha("addLog", keys, (job_id, line, "" if keep_logs is None else keep_logs))
+
+    # addStandardJob-9
+    def add_standard_job(
+        self, name: str, data_json: str, opts: dict[str, Any], *, job_id: str = ""
+    ) -> tuple[Arg, ...]:
+        """Add a plain job (no delay, no priority); the reply is its id. `opts` in Redis form."""
+        k = self.keys
+        keys = (
+            k["wait"], k["paused"], k["meta"], k["id"], k["completed"], k["delayed"],
+            k["active"], k["events"], k["marker"],
+        )  # fmt: skip
+        timestamp = now_ms()
+        packed_args = msgpack.packb(
+            [self.base, job_id, name, timestamp, None, None, None, None, None], use_bin_type=True
+        )
+        return self._evalsha(
+            "addStandardJob",
+            keys,
+            (packed_args, data_json, msgpack.packb(opts, use_bin_type=True), timestamp),
+        )
+
+
+def _packed_fields(fields: dict[str, str]) -> bytes:
+    flat: list[str] = []
+    for key, value in fields.items():
+        flat += (key, value)
+    packed: bytes = msgpack.packb(flat, use_bin_type=True)
+    return packed
+
+
+async def call(conn: Connection, command: Sequence[Arg]) -> Any:
+    """Run one EVALSHA; after a NOSCRIPT (scripts flushed while connected) reload and retry once."""
+    try:
+        return await conn.execute(*command)
+    except ReplyError as exc:
+        if not str(exc).startswith("NOSCRIPT"):
+            raise
+    await conn.reload_scripts()
+    return await conn.execute(*command)

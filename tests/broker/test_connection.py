@@ -1,0 +1,236 @@
+"""The pipelined connection, tested like a library: ordering, replies, errors, reconnection, timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from quickdapp.broker.connection import (
+    BrokerConnectionError,
+    Connection,
+    ConnectionClosedError,
+    ReplyError,
+)
+
+
+@pytest.fixture
+async def admin(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+async def test_replies_stay_in_order_under_concurrency(redis_url: str) -> None:
+    conn = Connection(redis_url)
+    try:
+        values = [f"v{n}" for n in range(3000)]
+        replies = await asyncio.gather(*(conn.execute("ECHO", v) for v in values))
+        assert replies == values
+        counts = await asyncio.gather(*(conn.execute("INCR", "counter") for _ in range(2000)))
+        assert counts == list(range(1, 2001))  # written and answered in issue order
+    finally:
+        await conn.close()
+
+
+async def test_one_write_carries_every_command_of_a_loop_pass(redis_url: str) -> None:
+    conn = Connection(redis_url)
+    try:
+        await conn.connect()
+        writes: list[int] = []
+        transport = conn._protocol.transport  # type: ignore[union-attr]
+        original = transport.write  # type: ignore[union-attr]
+
+        def counting_write(data: bytes) -> None:
+            writes.append(len(data))
+            original(data)
+
+        transport.write = counting_write  # type: ignore[union-attr,method-assign]
+        await asyncio.gather(*(conn.execute("PING") for _ in range(100)))
+        assert len(writes) <= 2  # the first goes out at once, the other 99 in one write
+    finally:
+        await conn.close()
+
+
+async def test_every_command_gets_its_own_reply_or_error(redis_url: str) -> None:
+    conn = Connection(redis_url)
+    try:
+        await conn.execute("SET", "text", "x")
+        calls = [
+            conn.execute("GET", "text"),
+            conn.execute("LPUSH", "text", "y"),  # WRONGTYPE
+            conn.execute("NOSUCHCOMMAND"),
+            conn.execute("GET", "missing"),
+            conn.execute("EVALSHA", "0" * 40, 0),  # NOSCRIPT
+            conn.execute("INCR", "n"),
+        ]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        assert results[0] == "x"
+        assert isinstance(results[1], ReplyError) and "WRONGTYPE" in str(results[1])
+        assert isinstance(results[2], ReplyError)
+        assert results[3] is None
+        assert isinstance(results[4], ReplyError) and str(results[4]).startswith("NOSCRIPT")
+        assert results[5] == 1
+    finally:
+        await conn.close()
+
+
+async def test_transaction_returns_errors_inside_exec(redis_url: str) -> None:
+    conn = Connection(redis_url)
+    try:
+        sha = await conn.load_script("return redis.call('INCR', KEYS[1])")
+        replies = await conn.transaction(
+            [
+                ("SET", "a", "1"),
+                ("LPUSH", "a", "x"),  # fails at EXEC; the others still run (Redis semantics)
+                ("EVALSHA", sha, 1, "b"),
+                ("EVALSHA", "0" * 40, 0),  # NOSCRIPT inside EXEC
+                ("GET", "a"),
+            ]
+        )
+        assert replies[0] == "OK"
+        assert isinstance(replies[1], ReplyError)
+        assert replies[2] == 1
+        assert isinstance(replies[3], ReplyError) and str(replies[3]).startswith("NOSCRIPT")
+        assert replies[4] == "1"
+        with pytest.raises(ReplyError, match="EXECABORT"):
+            await conn.transaction([("SET", "c", "1"), ("NOSUCHCOMMAND",)])
+        assert await conn.execute("GET", "c") is None  # the aborted block did nothing
+    finally:
+        await conn.close()
+
+
+async def test_transactions_do_not_interleave_with_other_callers(redis_url: str) -> None:
+    conn = Connection(redis_url)
+    try:
+        blocks = [
+            conn.transaction([("RPUSH", "log", f"{n}:a"), ("RPUSH", "log", f"{n}:b")])
+            for n in range(200)
+        ]
+        singles = [conn.execute("RPUSH", "log", f"single{n}") for n in range(200)]
+        await asyncio.gather(*blocks, *singles)
+        log = await conn.execute("LRANGE", "log", 0, -1)
+        for n in range(200):
+            a = log.index(f"{n}:a")
+            assert log[a + 1] == f"{n}:b"
+    finally:
+        await conn.close()
+
+
+async def test_reconnects_mid_flight(redis_url: str, admin: aioredis.Redis) -> None:
+    conn = Connection(redis_url, name="under-test")
+    try:
+        sha = await conn.load_script("return 'scripted'")
+        in_flight = [asyncio.ensure_future(conn.execute("BLPOP", "nothing", 5)) for _ in range(3)]
+        await asyncio.sleep(0.1)
+        await admin.script_flush()  # the scripts vanish too, as after a Redis restart
+        await admin.client_kill_filter(_type=None, skipme=True)
+        for future in in_flight:
+            with pytest.raises(BrokerConnectionError):
+                await asyncio.wait_for(future, 2)
+        assert await conn.execute("PING") == "PONG"  # the next command reconnects
+        assert conn.connects == 2
+        assert await conn.execute("CLIENT", "GETNAME") == "under-test"
+        assert await conn.execute("EVALSHA", sha, 0) == "scripted"  # reloaded on connect
+    finally:
+        await conn.close()
+
+
+async def test_concurrent_callers_share_one_reconnect(redis_url: str, admin: aioredis.Redis) -> None:
+    conn = Connection(redis_url)
+    try:
+        await conn.connect()
+        await admin.client_kill_filter(_type=None, skipme=True)
+        await asyncio.sleep(0.05)
+        replies = await asyncio.gather(*(conn.execute("ECHO", str(n)) for n in range(50)))
+        assert replies == [str(n) for n in range(50)]
+        assert conn.connects == 2
+    finally:
+        await conn.close()
+
+
+async def test_refused_connection_fails_fast() -> None:
+    conn = Connection("redis://127.0.0.1:1", connect_timeout=1.0)  # nothing listens on port 1
+    started = time.monotonic()
+    with pytest.raises(BrokerConnectionError):
+        await conn.execute("PING")
+    assert time.monotonic() - started < 1.0
+
+
+async def _silent_server() -> tuple[asyncio.Server, int]:
+    """A TCP server that accepts and reads but never answers: a hung Redis."""
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.read(1024):
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def test_connect_timeout_covers_the_handshake() -> None:
+    server, port = await _silent_server()
+    try:
+        conn = Connection(f"redis://127.0.0.1:{port}", name="x", connect_timeout=0.3)
+        started = time.monotonic()
+        with pytest.raises(BrokerConnectionError, match="handshake"):
+            await conn.connect()
+        assert time.monotonic() - started < 1.0
+    finally:
+        server.close()
+
+
+async def test_command_timeout_drops_a_silent_connection() -> None:
+    server, port = await _silent_server()
+    try:
+        conn = Connection(f"redis://127.0.0.1:{port}", command_timeout=0.4)
+        started = time.monotonic()
+        with pytest.raises(BrokerConnectionError, match="no reply"):
+            await conn.execute("PING")
+        assert 0.3 < time.monotonic() - started < 1.5
+        await conn.close()
+    finally:
+        server.close()
+
+
+async def test_blocking_connection_has_no_client_timeout(redis_url: str) -> None:
+    # A blocking wait longer than the command timeout of a normal connection is not cut.
+    conn = Connection(redis_url, command_timeout=None)
+    try:
+        await conn.connect()
+        started = time.monotonic()
+        assert await conn.execute("BZPOPMIN", "marker", 1.5) is None
+        assert time.monotonic() - started >= 1.4
+        assert conn.connects == 1
+    finally:
+        await conn.close()
+
+
+async def test_cancelled_caller_does_not_shift_replies(redis_url: str) -> None:
+    conn = Connection(redis_url, command_timeout=None)
+    try:
+        waiting = asyncio.ensure_future(conn.execute("BLPOP", "queue", 2))
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+        follow_up = asyncio.ensure_future(conn.execute("ECHO", "mine"))
+        other = Connection(redis_url)
+        await other.execute("RPUSH", "queue", "item")  # answers the cancelled BLPOP
+        await other.close()
+        assert await asyncio.wait_for(follow_up, 2) == "mine"
+    finally:
+        await conn.close()
+
+
+async def test_close_fails_pending_and_later_commands(redis_url: str) -> None:
+    conn = Connection(redis_url, command_timeout=None)
+    pending = asyncio.ensure_future(conn.execute("BLPOP", "nothing", 5))
+    await asyncio.sleep(0.05)
+    await conn.close()
+    with pytest.raises(ConnectionClosedError):
+        await pending
+    with pytest.raises(ConnectionClosedError):
+        await conn.execute("PING")

@@ -1,0 +1,92 @@
+"""Push that never naps, delayed-job precision, and lock renewal for long jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import redis.asyncio as aioredis
+from bullmq import Queue
+
+from quickdapp.workers.engine import ActiveJob, Outcome
+from tests.workers.engine_helpers import (
+    MakeEngine,
+    Recorder,
+    client,
+    make_engine,
+    queue,
+    returning_data,
+    wait_for,
+)
+
+__all__ = ["client", "make_engine", "queue"]  # fixtures
+
+
+async def test_sparse_arrivals_start_at_once_with_a_delayed_job_pending(
+    make_engine: MakeEngine, queue: Queue, client: aioredis.Redis
+) -> None:
+    # The issue's "push naps" case: a delayed job an hour out, jobs arriving seconds apart.
+    recorder = Recorder()
+    await queue.add("far-future", {}, {"delay": 3_600_000})
+    await make_engine(process=returning_data(recorder))
+    latencies = []
+    for n in range(4):
+        await asyncio.sleep(2.5 if n else 0.5)
+        job = await queue.add("sparse", {"n": n})
+        await wait_for(lambda j=job.id: j in recorder.jobs, 5, f"sparse job {n} started")
+        started = dict(recorder.starts)[job.id]
+        latencies.append((started * 1000) - job.timestamp)
+    assert max(latencies) <= 10, latencies  # ms from Queue.add to the start of process
+    assert await client.zcard("bull:jobs:delayed") == 1
+
+
+async def test_delayed_jobs_start_within_20ms_of_their_due_time(
+    make_engine: MakeEngine, queue: Queue
+) -> None:
+    recorder = Recorder()
+    await make_engine(process=returning_data(recorder))
+    await asyncio.sleep(0.2)  # idle, blocked on the marker
+    jobs = [await queue.add("later", {"n": n}, {"delay": 300 + 137 * n}) for n in range(12)]
+    await wait_for(lambda: len(recorder.jobs) == 12, 5, "all delayed jobs started")
+    starts = dict(recorder.starts)
+    lateness = sorted(starts[job.id] * 1000 - (job.timestamp + job.delay) for job in jobs)
+    assert lateness[0] >= -1, lateness  # never early
+    assert lateness[-1] <= 20, lateness  # p99 (here: every one) <= 20 ms late
+
+
+async def test_lock_renewal_keeps_a_long_job_from_stalling(
+    make_engine: MakeEngine, queue: Queue, client: aioredis.Redis
+) -> None:
+    stalled: list[str] = []
+    runs = 0
+
+    async def long_job(job: ActiveJob) -> Outcome:
+        nonlocal runs
+        runs += 1
+        await asyncio.sleep(1.8)  # 3x the lock duration
+        return Outcome(value="done")
+
+    async def on_stalled(ids: list[str]) -> None:
+        stalled.extend(ids)
+
+    common = {"lock_duration_ms": 600, "stalled_interval_ms": 300, "on_stalled": on_stalled}
+    await make_engine(process=long_job, **common)
+    # A second engine runs stalled checks too, and would take the job if its lock lapsed.
+    await make_engine(process=long_job, **common)
+    job = await queue.add("long", {})
+    await wait_for(lambda: client.zscore("bull:jobs:completed", job.id), 6, "long job done")
+    assert runs == 1
+    assert stalled == []
+
+
+async def test_blocking_handler_in_a_thread_keeps_its_lock(
+    make_engine: MakeEngine, queue: Queue, client: aioredis.Redis
+) -> None:
+    async def blocking(job: ActiveJob) -> Outcome:
+        await asyncio.to_thread(time.sleep, 1.5)  # off the loop, as the design requires
+        return Outcome(value="done")
+
+    await make_engine(process=blocking, lock_duration_ms=500, stalled_interval_ms=250)
+    job = await queue.add("blocking", {})
+    await wait_for(lambda: client.zscore("bull:jobs:completed", job.id), 5, "job done")
+    assert await client.hget(f"bull:jobs:{job.id}", "stc") in (None, "0")
