@@ -27,9 +27,9 @@ async def test_lock_is_held_once_and_released_at_the_end(app: ServerApp) -> None
     skipped = await hook.before(second)
     assert isinstance(skipped, Skip) and skipped.result["skipped"] is True
     # The refused attempt must not release the lock it never had.
-    await hook.after(_ended(second))
+    await hook.after(_ended(second), True)
     assert await app.redis.exists(exclusive_lock_key("t")) == 1
-    await hook.after(_ended(first))
+    await hook.after(_ended(first), True)
     assert await app.redis.exists(exclusive_lock_key("t")) == 0
     assert await hook.before(_attempt("c")) is None
 
@@ -48,7 +48,7 @@ async def test_lock_is_renewed_while_the_run_outlasts_its_ttl(app: ServerApp) ->
     await asyncio.sleep(1.0)  # more than three times the TTL
     assert isinstance(await hook.before(_attempt("b", type="slow")), Skip)
     assert 0 < await app.redis.pttl(exclusive_lock_key("slow")) <= 300
-    await hook.after(_ended(running))
+    await hook.after(_ended(running), True)
 
 
 async def test_lock_of_a_dead_holder_expires_and_is_not_released_by_others(app: ServerApp) -> None:
@@ -57,9 +57,9 @@ async def test_lock_of_a_dead_holder_expires_and_is_not_released_by_others(app: 
     hook = ExclusiveLock(app.redis, {"dead"}, 5_000)
     refused = _attempt("a", type="dead")
     assert isinstance(await hook.before(refused), Skip)
-    await hook.after(_ended(refused))
+    await hook.after(_ended(refused), True)
     assert await app.redis.get(exclusive_lock_key("dead")) == "their-token"
     await asyncio.sleep(0.4)
     held = _attempt("b", type="dead")
     assert await hook.before(held) is None
-    await hook.after(_ended(held))
+    await hook.after(_ended(held), True)

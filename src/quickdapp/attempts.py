@@ -8,6 +8,7 @@ the audit table and the metrics always agree.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -15,6 +16,9 @@ from typing import Any, Literal
 Status = Literal["completed", "failed"]
 UNKNOWN_TYPE = "(unknown)"
 """The type recorded for a job whose name is missing."""
+
+Command = Sequence[str | bytes | int | float]
+"""A raw Redis command, e.g. ("EVALSHA", sha, 1, key, arg)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,17 +64,27 @@ class Skip:
 class AttemptHook:
     """Something that happens around every attempt. Override what the hook needs.
 
-    For each attempt the processor calls every hook's `before` in order, runs the handler
-    (unless a hook returned a Skip), then calls every hook's `after`, in reverse order, with
-    the finished execution, whatever happened. `stalled` gets the execution of an attempt
-    whose process died or froze: it never reached `after`, and runs wherever the stalled check
-    found it, so it holds nothing of this process's.
+    For an attempt this worker runs: `before` (in hook order; a Skip ends the attempt as
+    completed without running the handler), the handler, then `finishing` (in reverse order):
+    Redis commands that run in one transaction with BullMQ's call that ends the attempt, while
+    the worker holds the job's lock (`token`), so they take effect exactly when BullMQ records
+    the end. Then `after` (in reverse order), on every path, with `recorded` telling whether
+    BullMQ recorded the end (False when the worker had lost the job to the stalled check, or
+    was closing). A job BullMQ fails without running (it stalled too often) gets `finishing`
+    and `after` only.
+
+    `stalled` gets the execution of an attempt whose process died or froze, from whichever
+    process's stalled check found it: it never reached `finishing`, and holds nothing of this
+    process's.
     """
 
     async def before(self, attempt: Attempt) -> Skip | None:
         return None
 
-    async def after(self, execution: JobExecution) -> None:
+    def finishing(self, execution: JobExecution, token: str) -> Sequence[Command]:
+        return ()
+
+    async def after(self, execution: JobExecution, recorded: bool) -> None:
         return None
 
     async def stalled(self, execution: JobExecution) -> None:

@@ -68,7 +68,7 @@ class ExclusiveLock(AttemptHook):
         self._held[(attempt.job_id, attempt.number)] = _Held(key, token, renewer)
         return None
 
-    async def after(self, execution: JobExecution) -> None:
+    async def after(self, execution: JobExecution, recorded: bool) -> None:
         held = self._held.pop((execution.job_id, execution.attempt), None)
         if held is None:
             return

@@ -61,6 +61,11 @@ def job_key(job_id: str) -> str:
     return QUEUE_KEY_PREFIX + job_id
 
 
+def job_lock_key(job_id: str) -> str:
+    """The lock a worker holds on job `job_id` while it runs it (value: the worker's token)."""
+    return f"{QUEUE_KEY_PREFIX}{job_id}:lock"
+
+
 def scheduler_job_id(scheduler_key: str, run_at_ms: int) -> str:
     """The id BullMQ gives the run of job scheduler `scheduler_key` due at `run_at_ms`."""
     return f"repeat:{scheduler_key}:{run_at_ms}"
@@ -77,9 +82,10 @@ def exclusive_lock_key(job_type: str) -> str:
 
 
 # Workers name their Redis connections so CLIENT LIST can tell them apart. The Python bullmq
-# port writes the queue's name in clear, Node BullMQ in base64; each side lists only its own.
-WORKER_NAME_MARKER = ":w:"
-WORKER_CLIENT_PREFIXES = (
-    f"{PREFIX}:{QUEUE_NAME}{WORKER_NAME_MARKER}",
-    f"{PREFIX}:{base64.b64encode(QUEUE_NAME.encode()).decode()}{WORKER_NAME_MARKER}",
-)
+# port writes the queue's name in clear, Node BullMQ (and this system's engine) in base64;
+# each bullmq lists only its own form, this system both.
+_QUEUE_BASE64 = base64.b64encode(QUEUE_NAME.encode()).decode()
+WORKER_CLIENT_PREFIXES = (f"{PREFIX}:{QUEUE_NAME}:w:", f"{PREFIX}:{_QUEUE_BASE64}:w:")
+UNNAMED_WORKER_CLIENTS = (f"{PREFIX}:{QUEUE_NAME}", f"{PREFIX}:{_QUEUE_BASE64}")
+ENGINE_BLOCKING_CLIENT_PREFIX = f"{PREFIX}:{_QUEUE_BASE64}:wb:"
+"""This system's engine names its marker-waiting connection apart (workers/engine.py)."""

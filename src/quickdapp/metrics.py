@@ -89,7 +89,10 @@ def record_job(job_type: str, status: str, seconds: float) -> None:
 class MetricsHook(AttemptHook):
     """Counts every finished attempt, stalled ones too, as the audit trail records them."""
 
-    async def after(self, execution: JobExecution) -> None:
-        record_job(execution.type, execution.status, execution.duration_ms / 1000)
+    async def after(self, execution: JobExecution, recorded: bool) -> None:
+        # Not recorded: the stalled check counts that attempt instead, as the audit does.
+        if recorded:
+            record_job(execution.type, execution.status, execution.duration_ms / 1000)
 
-    stalled = after
+    async def stalled(self, execution: JobExecution) -> None:
+        record_job(execution.type, execution.status, execution.duration_ms / 1000)

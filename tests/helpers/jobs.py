@@ -109,3 +109,18 @@ JOBS += [
     JobDefinition(name="loopBlockingSleep", model=SleepData, priority=20, handler=_loop_blocking),
     JobDefinition(name="crash", model=CrashData, priority=20, handler=crash_job),
 ]
+
+
+class ReportData(JobData):
+    steps: int = Field(default=3, ge=1, le=100)
+
+
+async def report_job(ctx: JobContext[ReportData]) -> dict[str, Any]:
+    """Reports its progress and a log line per step, as a long job would."""
+    for step in range(1, ctx.data.steps + 1):
+        await ctx.report.add_log(f"step {step} of {ctx.data.steps}")
+        await ctx.report.update_progress(round(100 * step / ctx.data.steps))
+    return {"steps": ctx.data.steps}
+
+
+JOBS += [JobDefinition(name="report", model=ReportData, priority=20, handler=report_job)]

@@ -108,6 +108,7 @@ async def test_never_deletes_rows_of_jobs_still_running_or_waiting_to_retry(
     # Finished long ago, still in Redis as completed: its row may go.
     done = await manager.submit_job("echo", {}, job_id="done-job")
     await manager.wait_until_finished(done, timeout=10)
+    await audit_stored(app.redis)
     async with app.sessions.begin() as session:
         await session.execute(update(WorkerJob).where(WorkerJob.job_id == done).values(created_at=old))
     # Its first attempt failed long ago; its second attempt is running now.

@@ -356,7 +356,7 @@ async def test_two_worker_processes_with_the_schedule_notify_each_event_once(
 
 
 async def _workers(manager: Any) -> int:
-    return int(await manager.queue.get_workers_count())
+    return len(await manager.inspect.live_workers())
 
 
 async def _cursor(app: ServerApp) -> int:

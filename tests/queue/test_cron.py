@@ -311,7 +311,7 @@ async def test_every_second_schedule_run_by_two_worker_processes_runs_once_per_s
     try:
 
         async def both_connected() -> bool:
-            return int(await manager.queue.get_workers_count()) >= 2
+            return len(await manager.inspect.live_workers()) >= 2
 
         await eventually(both_connected, 60, "two worker processes to connect")
         await manager.schedule_cron_job("recordRun", "* * * * * *", {}, "every-second")

@@ -3,32 +3,27 @@ stream, which the audit writer moves into `worker_jobs`."""
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
-from quickdapp.attempts import AttemptHook, JobExecution
+from quickdapp.attempts import AttemptHook, Command, JobExecution
 from quickdapp.audit import stream
-
-logger = logging.getLogger(__name__)
+from quickdapp.keys import AUDIT_STREAM, job_lock_key
 
 
 class AuditHook(AttemptHook):
-    """Appends each finished or stalled attempt to the audit stream."""
+    """Adds each attempt's entry atomically with its end in BullMQ; a stalled one on its own."""
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self._redis = redis
 
-    async def after(self, execution: JobExecution) -> None:
-        try:
-            await stream.add(self._redis, execution)
-        except Exception:
-            # The job's effect has happened; failing it now would run it again. Say so loudly.
-            logger.exception(
-                "could not write the audit entry of %s job %s attempt %d",
-                execution.type,
-                execution.job_id,
-                execution.attempt,
-            )
+    def finishing(self, execution: JobExecution, token: str) -> Sequence[Command]:
+        entry = stream.encode(execution)
+        lock = job_lock_key(execution.job_id)
+        # EVAL, not EVALSHA: this runs inside MULTI, where a missing script would let BullMQ's
+        # call go through without its audit entry.
+        return [("EVAL", stream.GUARDED_ADD, 2, lock, AUDIT_STREAM, token, entry)]
 
-    stalled = after
+    async def stalled(self, execution: JobExecution) -> None:
+        await stream.add(self._redis, execution)

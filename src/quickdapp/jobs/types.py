@@ -50,6 +50,26 @@ class JobResources(Protocol):
         """The chain client when CHAIN_RPC_URL is set, else None."""
 
 
+class JobReporter(Protocol):
+    """What a handler can tell BullMQ about its job while it runs (Bull Board shows both)."""
+
+    async def update_progress(self, value: Any) -> None:
+        """Store the job's progress (a number or any JSON value) and emit BullMQ's event."""
+
+    async def add_log(self, line: str) -> None:
+        """Append a line to the job's log."""
+
+
+class SilentReporter(JobReporter):
+    """A reporter that keeps nothing: for running a handler outside a worker (a script, a test)."""
+
+    async def update_progress(self, value: Any) -> None:
+        return None
+
+    async def add_log(self, line: str) -> None:
+        return None
+
+
 @dataclass(frozen=True)
 class JobContext(Generic[DataT]):
     """Everything a handler gets for one run of one job."""
@@ -61,6 +81,7 @@ class JobContext(Generic[DataT]):
     user_id: int | None
     data: DataT
     attempt: int
+    report: JobReporter = field(default_factory=SilentReporter)
 
 
 AsyncHandler = Callable[[JobContext[Any]], Awaitable[Any]]

@@ -1,9 +1,11 @@
 """Reads of the queue for health, the dashboard and the CLI: counts, jobs, workers. Changes nothing.
 
-Live workers come from Redis CLIENT LIST, one entry per Worker rather than per connection: a
-bullmq Worker holds two connections (commands and blocking pops) under one client name.
-Workers of this system are named uniquely (host:pid:suffix); unnamed workers (other tools)
-share one name and are counted in pairs. Worker processes come from their heartbeats.
+Live workers come from Redis CLIENT LIST, one entry per worker rather than per connection:
+a worker names its command connection `bull:<queue>:w:<name>` (the Python bullmq form) or
+`bull:<base64(queue)>:w:<name>` (Node BullMQ's, which this system's engine uses too, so Node
+tools list it); a bullmq Worker's two connections share one name. Workers of this system are
+named uniquely (host:pid:suffix); unnamed workers (other tools) share one name and are
+counted in pairs. Worker processes come from their heartbeats.
 """
 
 from __future__ import annotations
@@ -17,7 +19,15 @@ from typing import Any
 
 from bullmq import Job, Queue
 
-from quickdapp.keys import HEARTBEATS, JOB_STATES, WORKER_NAME_MARKER, JobState, heartbeat_key
+from quickdapp.keys import (
+    ENGINE_BLOCKING_CLIENT_PREFIX,
+    HEARTBEATS,
+    JOB_STATES,
+    UNNAMED_WORKER_CLIENTS,
+    WORKER_CLIENT_PREFIXES,
+    JobState,
+    heartbeat_key,
+)
 
 CONNECTIONS_PER_WORKER = 2
 
@@ -78,25 +88,33 @@ class QueueInspection:
         return list(found.get("logs", [])) if isinstance(found, dict) else []
 
     async def live_workers(self) -> list[LiveWorker]:
-        """The workers connected now (from CLIENT LIST); [] where the server refuses it."""
+        """The workers connected now, ours and Node BullMQ's alike (from CLIENT LIST);
+        [] where the server refuses CLIENT LIST."""
         try:
-            clients = await self._queue.get_workers()
+            clients = await self._queue.client.client_list()
         except Exception:  # the count is informative; a Redis without CLIENT LIST must not break pages
             return []
-        groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        named: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        blocking: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        unnamed: list[dict[str, Any]] = []
         for client in clients:
-            if "rawname" in client:
-                groups[str(client["rawname"])].append(client)
-        workers = []
-        for rawname, connections in sorted(groups.items()):
-            _, marker, name = rawname.partition(WORKER_NAME_MARKER)
-            if marker:
-                workers.append(_worker(name, connections))
-            else:
-                # Unnamed workers: indistinguishable, so count them by their connections.
-                for start in range(0, len(connections), CONNECTIONS_PER_WORKER):
-                    pair = connections[start : start + CONNECTIONS_PER_WORKER]
-                    workers.append(_worker("(unnamed)", pair))
+            name = str(client.get("name") or "")
+            prefix = next((p for p in WORKER_CLIENT_PREFIXES if name.startswith(p)), None)
+            if prefix is not None:
+                named[name[len(prefix) :]].append(client)
+            elif name.startswith(ENGINE_BLOCKING_CLIENT_PREFIX):
+                # The engine's marker-waiting connection, named apart so Node counts one
+                # worker: listed with its worker, never as one of its own.
+                blocking[name[len(ENGINE_BLOCKING_CLIENT_PREFIX) :]].append(client)
+            elif name in UNNAMED_WORKER_CLIENTS:
+                unnamed.append(client)
+        workers = [
+            _worker(name, connections + blocking.get(name, []))
+            for name, connections in sorted(named.items())
+        ]
+        # Unnamed workers (bullmq's default) are indistinguishable: count their connections.
+        for start in range(0, len(unnamed), CONNECTIONS_PER_WORKER):
+            workers.append(_worker("(unnamed)", unnamed[start : start + CONNECTIONS_PER_WORKER]))
         return workers
 
     async def worker_processes(self) -> list[WorkerProcessInfo]:

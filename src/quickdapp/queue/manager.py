@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from quickdapp.keys import (
     QUEUE_NAME,
     REPEAT,
     JobState,
+    job_key,
     queue_key,
     scheduler_job_id,
 )
@@ -252,11 +254,22 @@ class QueueManager:
             if state == "unknown":
                 raise LookupError(f"no job {job_id!r} in queue {QUEUE_NAME!r}")
             if state in ("completed", "failed"):
-                return _finished_from_job(await self.queue.getJob(job_id), state)
+                return await self._finished(job_id, state)
             return await asyncio.wait_for(finished, timeout)
         finally:
             for event, listener in listeners:
                 events.off(event, listener)
+
+    async def _finished(self, job_id: str, state: str) -> dict[str, Any]:
+        """The outcome of a finished job, read raw: a job whose data is not JSON still has one."""
+        value, reason = await self.queue.client.hmget(job_key(job_id), "returnvalue", "failedReason")
+        if state == "failed":
+            return {"state": state, "jobId": job_id, "failedReason": reason}
+        try:
+            returned = json.loads(value) if value is not None else None
+        except ValueError:
+            returned = value
+        return {"state": state, "jobId": job_id, "returnvalue": returned}
 
     async def _queue_events(self) -> QueueEvents:
         """One event consumer per manager, started on first use and shared by every wait."""
@@ -333,12 +346,6 @@ class QueueManager:
             await self._events.close()
             self._events = None
         await self.queue.close()
-
-
-def _finished_from_job(job: Any, state: str) -> dict[str, Any]:
-    if state == "completed":
-        return {"state": state, "jobId": job.id, "returnvalue": job.returnvalue}
-    return {"state": state, "jobId": job.id, "failedReason": job.failedReason}
 
 
 def _cron_job(record: dict[str, Any]) -> CronJob:

@@ -13,9 +13,11 @@ Contract with the caller:
 - `finish_extras(job, outcome)` may return raw commands to run atomically with the call
   that ends the attempt (MULTI, extras, the BullMQ call, EXEC). A command in MULTI runs even
   when its neighbour fails, so an extra that must not outlive a lost lock should check the
-  job's lock itself (a small Lua script comparing `job.token`, registered with
-  `load_script`). Extras may run twice when a connection drops before EXEC's reply, so
+  job's lock itself (a small Lua script comparing `job.token`, sent with EVAL so that it can
+  never be missing). Extras may run twice when a connection drops before EXEC's reply, so
   they should be idempotent or deduplicated by (job id, attempt).
+- `on_finished(job, outcome, recorded)` follows every finishing call: `recorded` is False
+  when BullMQ refused it (the lock was lost: the stalled check took the job back).
 - Jobs with a deferred failure (`defa`) are failed without `process`, but still go through
   `finish_extras` with an `Outcome` whose error is `DeferredFailure`.
 """
@@ -52,6 +54,7 @@ class Outcome:
     value: Any = None  # the return value when completed (JSON-serialisable)
     error: BaseException | None = None  # None: completed
     retry: bool = True  # False: fail now without further attempts (a permanent error)
+    context: Any = None  # the caller's own: handed back to finish_extras and on_finished
 
 
 class DeferredFailure(Exception):
@@ -60,6 +63,7 @@ class DeferredFailure(Exception):
 
 Process = Callable[[ActiveJob], Awaitable[Outcome]]
 FinishExtras = Callable[[ActiveJob, Outcome], Sequence[Sequence[Arg]]]
+OnFinished = Callable[[ActiveJob, Outcome, bool], Awaitable[None]]
 OnLost = Callable[[BaseException], Awaitable[None]]
 OnRestored = Callable[[], Awaitable[None]]
 
@@ -86,6 +90,7 @@ class Engine:
         max_stalled_count: int = 1,
         process: Process,
         finish_extras: FinishExtras | None = None,
+        on_finished: OnFinished | None = None,
         on_stalled: OnStalled | None = None,
         on_lost: OnLost | None = None,
         on_restored: OnRestored | None = None,
@@ -104,6 +109,7 @@ class Engine:
         self._max_stalled_count = max_stalled_count
         self._process = process
         self._finish_extras = finish_extras
+        self._on_finished = on_finished
         self._on_stalled = on_stalled
         self._on_lost = on_lost
         self._on_restored = on_restored
@@ -353,9 +359,28 @@ class Engine:
         return command, False
 
     async def _finish(self, job: ActiveJob, outcome: Outcome) -> tuple[ActiveJob | None, bool]:
+        """End the attempt in BullMQ (with the caller's extras), tell `on_finished` whether
+        BullMQ recorded it, and return the next job (fetch-next) and look-now."""
         fetch_next = not self._closing
         command, back_to_wait = self._finishing_command(job, outcome, fetch_next)
         extras = self._finish_extras(job, outcome) if self._finish_extras is not None else ()
+        reply, recorded = await self._end_attempt(job, command, extras)
+        if self._on_finished is not None:
+            try:
+                await self._on_finished(job, outcome, recorded)
+            except Exception:
+                logger.exception("on_finished failed for job %s", job.id)
+        if reply is None:
+            return None, False
+        found = parse_next(reply, job.token)
+        if found.delay_until_ms and self._wakeups is not None:
+            self._wakeups.arm_delay(found.delay_until_ms)
+        return found.job, back_to_wait and not self._closing
+
+    async def _end_attempt(
+        self, job: ActiveJob, command: Sequence[Arg], extras: Sequence[Sequence[Arg]]
+    ) -> tuple[Any, bool]:
+        """Run the finishing call; its reply (None when refused) and whether it took effect."""
         conn = self._connection()
         backoff = 0.1
         reply_lost = False
@@ -363,10 +388,12 @@ class Engine:
             try:
                 if extras:
                     replies = await conn.transaction([*extras, command])
-                    if any(_is_noscript(r) for r in replies):
-                        await conn.reload_scripts()  # SCRIPT FLUSH while connected
-                        continue
                     reply = replies[-1]
+                    if _is_noscript(reply):
+                        # BullMQ's script was flushed (SCRIPT FLUSH while connected): the
+                        # extras ran alone, so they must tolerate running again.
+                        await conn.reload_scripts()
+                        continue
                     if isinstance(reply, ReplyError):
                         raise reply
                 else:
@@ -386,17 +413,12 @@ class Engine:
             if reply_lost:
                 # Most likely the earlier try went through and only its reply was lost.
                 logger.info("job %s: already finished before the connection dropped", job.id)
-            else:
-                logger.warning(
-                    "job %s: BullMQ refused to finish it (code %d: lock lost or job gone)",
-                    job.id,
-                    reply,
-                )
+                return None, True
+            logger.warning(
+                "job %s: BullMQ refused to finish it (code %d: lock lost or job gone)", job.id, reply
+            )
             return None, False
-        found = parse_next(reply, job.token)
-        if found.delay_until_ms and self._wakeups is not None:
-            self._wakeups.arm_delay(found.delay_until_ms)
-        return found.job, back_to_wait and not self._closing
+        return reply, True
 
     # -- outage reporting --------------------------------------------------------------
 
@@ -404,7 +426,13 @@ class Engine:
         if self._down or self._closing:
             return
         self._down = True
-        logger.warning("engine %s lost Redis: %s", self.client_name, exc)
+        # The caller's on_lost says it to the operator; here it is detail.
+        logger.log(
+            logging.DEBUG if self._on_lost else logging.WARNING,
+            "engine %s lost Redis: %s",
+            self.client_name,
+            exc,
+        )
         if self._on_lost is not None:
             self._spawn(self._on_lost(exc))
 
@@ -412,7 +440,11 @@ class Engine:
         if not self._down:
             return
         self._down = False
-        logger.info("engine %s: Redis restored", self.client_name)
+        logger.log(
+            logging.DEBUG if self._on_restored else logging.INFO,
+            "engine %s: Redis restored",
+            self.client_name,
+        )
         if self._on_restored is not None:
             self._spawn(self._on_restored())
 

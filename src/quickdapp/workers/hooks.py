@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 
 from quickdapp.app.server_app import ServerApp
-from quickdapp.attempts import Attempt, AttemptHook, JobExecution, Skip
+from quickdapp.attempts import Attempt, AttemptHook, Command, JobExecution, Skip
 from quickdapp.audit.hook import AuditHook
 from quickdapp.exclusive import ExclusiveLock
 from quickdapp.metrics import MetricsHook
@@ -15,10 +15,12 @@ logger = logging.getLogger(__name__)
 
 
 class Hooks:
-    """An ordered set of hooks: `before` in order, `after` and `stalled` in reverse order.
+    """An ordered set of hooks: `before` in order; `finishing`, `after` and `stalled` in
+    reverse order.
 
-    A hook that fails in `before` fails the attempt; one that fails in `after` or `stalled`
-    is logged and the others still run, so one broken hook never hides an attempt from the rest.
+    A hook that fails in `before` fails the attempt; one that fails in `finishing`, `after` or
+    `stalled` is logged and the others still run, so one broken hook never hides an attempt
+    from the rest.
     """
 
     def __init__(self, hooks: Sequence[AttemptHook]) -> None:
@@ -31,10 +33,19 @@ class Hooks:
                 return skip
         return None
 
-    async def after(self, execution: JobExecution) -> None:
+    def finishing(self, execution: JobExecution, token: str) -> list[Command]:
+        commands: list[Command] = []
         for hook in reversed(self._hooks):
             try:
-                await hook.after(execution)
+                commands.extend(hook.finishing(execution, token))
+            except Exception:
+                logger.exception("%s.finishing failed for job %s", type(hook).__name__, execution.job_id)
+        return commands
+
+    async def after(self, execution: JobExecution, recorded: bool) -> None:
+        for hook in reversed(self._hooks):
+            try:
+                await hook.after(execution, recorded)
             except Exception:
                 logger.exception("%s.after failed for job %s", type(hook).__name__, execution.job_id)
 

@@ -80,6 +80,8 @@ class Upkeep:
     async def _renew_locks(self) -> None:
         while True:
             await asyncio.sleep(self._lock_renew_ms / 1000)
+            if not self._active:
+                continue  # nothing asked of Redis, so nothing learnt about it either
             try:
                 failed = await self.renew_now()
             except (BrokerConnectionError, ReplyError) as exc:

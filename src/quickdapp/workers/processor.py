@@ -1,35 +1,33 @@
-"""The unified processor: runs any job's handler for one attempt, with the hooks around it.
+"""The unified processor: runs one attempt of any job between the attempt hooks.
 
-It reads only a job's id, name, data and attempt counters, not bullmq's Worker, so the worker
-loop can change without touching handlers, processor, hooks or audit.
+The worker engine hands it a job as Redis holds it; it reads the job defensively (a job whose
+name is missing or whose data or options are not JSON fails at once, with a reason, and is
+audited like any other), looks up the handler, validates the data, runs the handler between
+the hooks, and says how the attempt ended. The engine then ends the attempt in BullMQ with the
+hooks' `finishing` commands in the same transaction (the audit entry) and calls `after`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import traceback
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
-from bullmq import UnrecoverableError
-
-from quickdapp.attempts import UNKNOWN_TYPE, Attempt, JobExecution, Status
+from quickdapp.attempts import UNKNOWN_TYPE, Attempt, Command, JobExecution, Status
+from quickdapp.broker.job import ActiveJob
 from quickdapp.errors import PermanentJobError
 from quickdapp.jobs.registry import JobRegistry
-from quickdapp.jobs.types import JobContext, JobResources
+from quickdapp.jobs.types import JobContext, JobReporter, JobResources
+from quickdapp.workers.engine import DeferredFailure, Engine, Outcome
 from quickdapp.workers.hooks import Hooks
 
 logger = logging.getLogger(__name__)
 
-
-class QueuedJob(Protocol):
-    """What the processor reads of a job (bullmq's Job has all of it)."""
-
-    id: str
-    name: str
-    data: Any
-    attemptsMade: int
-    attemptsStarted: int
+RAW_TEXT_KEPT = 1_000  # characters of an unreadable payload kept in its audit row
+PAYLOAD_FORM = "{userId, data}"
 
 
 class JobLogger(logging.LoggerAdapter[logging.Logger]):
@@ -40,28 +38,71 @@ class JobLogger(logging.LoggerAdapter[logging.Logger]):
         return f"[{extra['job_type']} {extra['job_id']}] {msg}", kwargs
 
 
+class PoisonJobError(PermanentJobError):
+    """A job in Redis that cannot be read as a job of this system: no retry can help."""
+
+
 class JobProcessor:
-    """Looks up the handler, validates the data, runs it between the hooks, re-raises failures."""
+    """Runs attempts for the engine: `__call__` (process), `finish_extras`, `on_finished`."""
 
     def __init__(self, resources: JobResources, registry: JobRegistry, hooks: Hooks) -> None:
         self._resources = resources
         self._registry = registry
         self._hooks = hooks
+        self.engine: Engine | None = None  # set once the engine exists (progress and logs)
+        self._unrun: dict[str, JobExecution] = {}  # by token: jobs failed without running
 
-    async def __call__(self, job: QueuedJob, token: str | None = None) -> Any:
-        attempt = _attempt(job)
+    async def __call__(self, job: ActiveJob) -> Outcome:
+        attempt, poison = _attempt(job)
         try:
-            result = await self._run(attempt)
-        except Exception as exc:
-            await self._hooks.after(_finished(attempt, "failed", error=describe_error(exc)))
-            if isinstance(exc, PermanentJobError):
-                # An unknown type, bad data, a missing configuration: another try cannot help.
-                raise UnrecoverableError(str(exc)) from exc
+            if poison is not None:
+                raise poison
+            result = await self._run(attempt, job)
+        except asyncio.CancelledError:
+            # The worker closed before the handler ended: the job stays active and the
+            # stalled check takes it back (and audits the attempt); only release what it holds.
+            closing = _finished(attempt, "failed", error="the worker closed before it ended")
+            await self._hooks.after(closing, recorded=False)
             raise
-        await self._hooks.after(_finished(attempt, "completed", result=result))
-        return result
+        except Exception as exc:
+            permanent = isinstance(exc, PermanentJobError)
+            execution = _finished(attempt, "failed", error=describe_error(exc))
+            return Outcome(error=exc, retry=not permanent, context=execution)
+        return Outcome(value=result, context=_finished(attempt, "completed", result=result))
 
-    async def _run(self, attempt: Attempt) -> Any:
+    def finish_extras(self, job: ActiveJob, outcome: Outcome) -> Sequence[Command]:
+        """The hooks' commands for the transaction that ends this attempt in BullMQ."""
+        return self._hooks.finishing(self._execution(job, outcome), job.token)
+
+    async def on_finished(self, job: ActiveJob, outcome: Outcome, recorded: bool) -> None:
+        execution = self._execution(job, outcome, done=True)
+        if outcome.error is not None:
+            retried = outcome.retry and job.attempts_made + 1 < job.attempts
+            logger.warning(
+                "%s job %s failed (attempt %d of %d%s): %s",
+                execution.type,
+                job.id,
+                execution.attempt,
+                job.attempts,
+                ", will retry" if retried else "",
+                outcome.error,
+            )
+        await self._hooks.after(execution, recorded)
+
+    def _execution(self, job: ActiveJob, outcome: Outcome, *, done: bool = False) -> JobExecution:
+        if isinstance(outcome.context, JobExecution):
+            return outcome.context
+        # Failed by BullMQ without running (it stalled too often): one record for both calls.
+        execution = self._unrun.pop(job.token, None) if done else self._unrun.get(job.token)
+        if execution is None:
+            attempt, _ = _attempt(job)
+            error = outcome.error if outcome.error is not None else DeferredFailure("failed unrun")
+            execution = _finished(attempt, "failed", error=_unrun_reason(job, error))
+            if not done:
+                self._unrun[job.token] = execution
+        return execution
+
+    async def _run(self, attempt: Attempt, job: ActiveJob) -> Any:
         definition = self._registry.get(attempt.type)
         model = definition.parse(attempt.data)
         skip = await self._hooks.before(attempt)
@@ -78,21 +119,62 @@ class JobProcessor:
             user_id=attempt.user_id,
             data=model,
             attempt=attempt.number,
+            report=_Reporter(self, job),
         )
         return await definition.run(context)
 
 
-def _attempt(job: QueuedJob) -> Attempt:
-    payload = job.data if isinstance(job.data, dict) else {}
-    user_id = payload.get("userId")
-    return Attempt(
-        job_id=str(job.id),
+class _Reporter(JobReporter):
+    def __init__(self, processor: JobProcessor, job: ActiveJob) -> None:
+        self._processor = processor
+        self._job = job
+
+    async def update_progress(self, value: Any) -> None:
+        if self._processor.engine is not None:
+            await self._processor.engine.update_progress(self._job, value)
+
+    async def add_log(self, line: str) -> None:
+        if self._processor.engine is not None:
+            await self._processor.engine.add_log(self._job, line)
+
+
+def _attempt(job: ActiveJob) -> tuple[Attempt, PoisonJobError | None]:
+    """The attempt as far as the job can be read, and what makes it unreadable (if anything)."""
+    poison: PoisonJobError | None = None
+    payload: Any = None
+    try:
+        payload = job.data()
+        job.opts()
+    except ValueError as exc:
+        raw = job.raw_data or ""
+        poison = PoisonJobError(f"job {job.id} cannot be read: {exc}")
+        payload = {"data": {"unreadable": raw[:RAW_TEXT_KEPT]}}
+    if not job.name:
+        poison = PoisonJobError(f"job {job.id} has no name: BullMQ's `name` field is missing")
+    if poison is None and not (isinstance(payload, dict) and "data" in payload):
+        poison = PoisonJobError(
+            f"job {job.id}: its data is not in the {PAYLOAD_FORM} form this system submits "
+            f"(got {type(payload).__name__}: {str(payload)[:200]}); wrap the job's fields as "
+            '{"userId": <int or null>, "data": {...}}'
+        )
+        payload = {"data": payload}
+    user_id = payload.get("userId") if isinstance(payload, dict) else None
+    attempt = Attempt(
+        job_id=job.id,
         type=job.name or UNKNOWN_TYPE,
         # BullMQ counts every start, stalled restarts included, so each try gets its own row.
-        number=max(job.attemptsStarted, job.attemptsMade + 1),
-        user_id=user_id if isinstance(user_id, int) else None,
-        data=payload.get("data"),
+        number=max(job.attempts_started, job.attempts_made + 1),
+        user_id=user_id if isinstance(user_id, int) and not isinstance(user_id, bool) else None,
+        data=payload.get("data") if isinstance(payload, dict) else None,
         started_at=datetime.now(UTC),
+    )
+    return attempt, poison
+
+
+def _unrun_reason(job: ActiveJob, error: BaseException) -> str:
+    return (
+        f"{error}: failed without running after {job.stalled_counter} stalls "
+        "(more than WORKER_QUEUE_MAX_STALLED_COUNT)"
     )
 
 

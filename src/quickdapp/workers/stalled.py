@@ -1,9 +1,10 @@
 """The audit trail of stalled jobs: attempts whose process died (or froze) never write their own row.
 
-BullMQ's stalled check moves such a job back to wait (any live worker runs the check); after
-WORKER_QUEUE_MAX_STALLED_COUNT stalls it marks the job, and the next worker to take it fails
-it with "job stalled more than allowable limit" without running it. Both go through the
-attempt hooks' `stalled`, so they get an audit row and a metric like any other attempt.
+BullMQ's stalled check moves such a job back to wait (any live worker runs the check): the
+attempt that stalled goes through the attempt hooks' `stalled`, so it gets an audit row and a
+metric like any other. After WORKER_QUEUE_MAX_STALLED_COUNT stalls BullMQ marks the job, and
+the next worker to take it fails it with "job stalled more than allowable limit" without
+running it: that last attempt ends in the worker like any other (workers/processor.py).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from quickdapp.attempts import UNKNOWN_TYPE, JobExecution
 from quickdapp.keys import (
@@ -68,16 +69,6 @@ async def record_stalled_attempt(app: ServerApp, hooks: Hooks, job_id: str) -> N
     )
     logger.warning("%s job %s attempt %d %s", name, job_id, attempt, error)
     await hooks.stalled(_execution(job_id, name, raw_data, max(attempt, 1), processed_on, error))
-
-
-async def record_stalled_failure(app: ServerApp, hooks: Hooks, job: Any) -> None:
-    """Audit the final, never-run attempt of a job that BullMQ failed for stalling too often."""
-    error = (
-        f"{job.deferredFailure}: stalled {job.stalledCounter} times, more than "
-        f"WORKER_QUEUE_MAX_STALLED_COUNT={app.settings.worker_queue_max_stalled_count}"
-    )
-    payload = json.dumps(job.data) if job.data is not None else None
-    await hooks.stalled(_execution(str(job.id), job.name, payload, job.attemptsStarted, None, error))
 
 
 def _execution(
