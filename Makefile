@@ -8,7 +8,7 @@ NODE_READY := node_modules/.ready
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: dev test lint bench bench-chain clean contracts chromium
+.PHONY: dev test lint bench bench-chain soak clean contracts chromium
 
 dev: $(READY) $(NODE_READY) .env
 	$(BIN)/quickdapp dev
@@ -44,6 +44,14 @@ $(READY): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
+
+# Chaos soak: 100,000 mixed jobs through 2x50 while worker processes are SIGKILLed every ~2 s,
+# Redis restarts twice and the database goes away three times for 10 s; every job is then
+# checked against its audit rows (tests/soak/test_chaos.py; `make test` runs a short form).
+soak: $(READY) $(NODE_READY)
+	SOAK_JOBS=100000 SOAK_SECONDS=240 SOAK_KILL_EVERY=2 SOAK_REDIS_RESTARTS=2 SOAK_DB_OUTAGES=3 \
+	  SOAK_DB_OUTAGE_SECONDS=10 SOAK_TIMEOUT=1500 SOAK_REPORT=bench/results/soak.json \
+	  $(BIN)/pytest tests/soak -s -p no:cacheprovider
 
 bench-chain: $(READY) $(NODE_READY)
 	PYTHONPATH=. $(BIN)/python bench/watch_chain_throughput.py --transfers 1000 --rounds 5

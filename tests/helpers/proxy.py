@@ -10,56 +10,51 @@ from collections.abc import AsyncIterator
 
 class Proxy:
     """Forwards connections from its own port to `target_port`; `cut()` drops every
-    connection and refuses new ones, `restore()` accepts again."""
+    connection and refuses new ones, `restore()` accepts again on the same port."""
 
     def __init__(self, target_port: int, host: str = "127.0.0.1") -> None:
         self.host = host
         self.target_port = target_port
         self.port = 0
         self._server: asyncio.Server | None = None
-        self._links: set[asyncio.Task[None]] = set()
+        self._open: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, self.host, self.port)
         self.port = int(self._server.sockets[0].getsockname()[1])
 
     async def cut(self) -> None:
-        """Close the listening socket and every open connection."""
+        """Stop listening and close every open connection, both sides."""
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
             self._server = None
-        for link in list(self._links):
-            link.cancel()
-        await asyncio.gather(*self._links, return_exceptions=True)
+        for writer in list(self._open):
+            writer.close()
 
     async def restore(self) -> None:
         await self.start()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        link = asyncio.current_task()
-        assert link is not None
-        self._links.add(link)
         try:
             upstream_reader, upstream_writer = await asyncio.open_connection(self.host, self.target_port)
         except OSError:
             writer.close()
-            self._links.discard(link)
             return
+        self._open.update((writer, upstream_writer))
         try:
             await asyncio.gather(_pipe(reader, upstream_writer), _pipe(upstream_reader, writer))
         finally:
             for each in (writer, upstream_writer):
                 each.close()
-            self._links.discard(link)
+                self._open.discard(each)
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(ConnectionError):
+    with contextlib.suppress(ConnectionError, OSError):
         while data := await reader.read(65536):
             writer.write(data)
             await writer.drain()
-    with contextlib.suppress(ConnectionError, RuntimeError):
+    with contextlib.suppress(ConnectionError, OSError, RuntimeError):
         writer.write_eof()
 
 
