@@ -40,15 +40,15 @@ async def test_killed_engine_jobs_are_recovered_by_another_stalled_check(
     finally:
         child.kill()
         child.wait(10)
-    stalled: list[str] = []
+    stalled: dict[str, int] = {}
 
-    async def on_stalled(ids: list[str]) -> None:
-        stalled.extend(ids)
+    async def on_stalled(attempts: dict[str, int]) -> None:
+        stalled.update(attempts)
 
     recorder = Recorder()
     await make_engine(process=returning_data(recorder), stalled_interval_ms=300, on_stalled=on_stalled)
     await wait_for(lambda: client.zscore("bull:jobs:completed", job.id), 5, "job recovered")
-    assert stalled == [job.id]
+    assert stalled == {job.id: 1}, "the attempt that stalled is the first"
     assert recorder.count(job.id) == 1
     assert await client.hget(f"bull:jobs:{job.id}", "stc") == "1"
 

@@ -66,8 +66,8 @@ async def test_lock_renewal_keeps_a_long_job_from_stalling(
         await asyncio.sleep(1.8)  # 3x the lock duration
         return Outcome(value="done")
 
-    async def on_stalled(ids: list[str]) -> None:
-        stalled.extend(ids)
+    async def on_stalled(attempts: dict[str, int]) -> None:
+        stalled.extend(attempts)
 
     common = {"lock_duration_ms": 600, "stalled_interval_ms": 300, "on_stalled": on_stalled}
     await make_engine(process=long_job, **common)

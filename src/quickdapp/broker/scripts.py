@@ -241,6 +241,12 @@ class QueueScripts:
         )
 
     # moveStalledJobsToWait-9
+    def stalled_attempts_snapshot(self) -> tuple[Arg, ...]:
+        """Of the jobs the next stalled check will judge, each one's attempts started (`ats`):
+        flat [id, ats, ...]. Run in one MULTI just before moveStalledJobsToWait, it says which
+        attempt each job it moves back was on, before any worker can start the next one."""
+        return ("EVAL", _STALLED_SNAPSHOT, 1, self.keys["stalled"], self.base)
+
     def move_stalled_jobs_to_wait(
         self, max_stalled_count: int, stalled_interval_ms: int
     ) -> tuple[Arg, ...]:
@@ -333,3 +339,30 @@ async def call(conn: Connection, command: Sequence[Arg]) -> Any:
             raise
     await conn.reload_scripts()
     return await conn.execute(*command)
+
+
+async def call_all(conn: Connection, commands: Sequence[Sequence[Arg]]) -> list[Any]:
+    """Run `commands` in one MULTI/EXEC and return their replies; an error reply raises (after
+    a NOSCRIPT, the scripts are reloaded and the whole block runs again: it must tolerate it)."""
+    while True:
+        replies = await conn.transaction(commands)
+        error = next((reply for reply in replies if isinstance(reply, ReplyError)), None)
+        if error is None:
+            return replies
+        if not str(error).startswith("NOSCRIPT"):
+            raise error
+        await conn.reload_scripts()
+
+
+# Ours, not BullMQ's: reads only, beside BullMQ's unchanged scripts.
+_STALLED_SNAPSHOT = """
+local found = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local started = redis.call('HGET', ARGV[1] .. id, 'ats')
+  if started then
+    found[#found + 1] = id
+    found[#found + 1] = started
+  end
+end
+return found
+"""

@@ -21,7 +21,8 @@ from quickdapp.broker.job import ActiveJob
 
 logger = logging.getLogger(__name__)
 
-OnStalled = Callable[[list[str]], Awaitable[None]]
+OnStalled = Callable[[dict[str, int]], Awaitable[None]]
+"""Called with the jobs a stalled check moved back (or failed): id -> the attempt that stalled."""
 
 
 class Upkeep:
@@ -94,27 +95,36 @@ class Upkeep:
                 # Its lock lapsed: a stalled check may already have handed it to another worker.
                 logger.warning("could not renew the lock of job %s", job_id)
 
+    async def _stalled_check(self) -> dict[str, int]:
+        """BullMQ's stalled check, with the attempt each job it moves was on (read in the same
+        transaction, so no worker can start the job's next attempt in between)."""
+        snapshot, moved = await bull.call_all(
+            self._conn,
+            [
+                self._scripts.stalled_attempts_snapshot(),
+                self._scripts.move_stalled_jobs_to_wait(
+                    self._max_stalled_count, self._stalled_interval_ms
+                ),
+            ],
+        )
+        started = dict(zip(snapshot[::2], snapshot[1::2], strict=True))
+        return {str(job_id): int(started.get(job_id, 0)) for job_id in moved or []}
+
     async def _check_stalled(self) -> None:
         while True:
             try:
-                stalled = await bull.call(
-                    self._conn,
-                    self._scripts.move_stalled_jobs_to_wait(
-                        self._max_stalled_count, self._stalled_interval_ms
-                    ),
-                )
+                stalled = await self._stalled_check()
             except (BrokerConnectionError, ReplyError) as exc:
                 if isinstance(exc, BrokerConnectionError):
                     self._on_error(exc)
                 logger.warning("stalled check failed: %s", exc)
             else:
                 self._on_ok()
-                ids = [str(job_id) for job_id in stalled or []]
-                if ids:
-                    logger.warning("stalled jobs moved back (or failed): %s", ", ".join(ids))
+                if stalled:
+                    logger.warning("stalled jobs moved back (or failed): %s", ", ".join(stalled))
                     if self._on_stalled is not None:
                         try:
-                            await self._on_stalled(ids)
+                            await self._on_stalled(stalled)
                         except Exception:
                             logger.exception("on_stalled callback failed")
             await asyncio.sleep(self._stalled_interval_ms / 1000)

@@ -49,8 +49,8 @@ def create_engine(app: ServerApp, *, name: str | None = None, outage: OutageLog 
     async def restored() -> None:
         outage.restored()
 
-    async def stalled(job_ids: list[str]) -> None:
-        await _audit_stalled(app, hooks, job_ids)
+    async def stalled(attempts: dict[str, int]) -> None:
+        await _audit_stalled(app, hooks, attempts)
 
     engine = Engine(
         redis_url=settings.redis_url,
@@ -147,10 +147,10 @@ async def run_worker(
     return not abandoned
 
 
-async def _audit_stalled(app: ServerApp, hooks: Hooks, job_ids: list[str]) -> None:
-    for job_id in job_ids:
+async def _audit_stalled(app: ServerApp, hooks: Hooks, attempts: dict[str, int]) -> None:
+    for job_id, attempt in attempts.items():
         try:
-            await record_stalled_attempt(app, hooks, job_id)
+            await record_stalled_attempt(app, hooks, job_id, attempt)
         except Exception:
             logger.exception("could not audit the stalled attempt of job %s", job_id)
 

@@ -12,19 +12,16 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from quickdapp.attempts import UNKNOWN_TYPE, JobExecution
 from quickdapp.keys import (
-    ACTIVE,
-    FIELD_ATTEMPTS_STARTED,
     FIELD_DATA,
     FIELD_DEFERRED_FAILURE,
     FIELD_NAME,
     FIELD_PROCESSED_ON,
     FIELD_STALLED_COUNT,
     job_key,
-    queue_key,
 )
 from quickdapp.workers.hooks import Hooks
 
@@ -36,27 +33,23 @@ logger = logging.getLogger(__name__)
 STALLED_REASON = "job stalled more than allowable limit"
 
 
-async def record_stalled_attempt(app: ServerApp, hooks: Hooks, job_id: str) -> None:
-    """Audit the attempt of `job_id` that just stalled, as a failed row of its own.
+async def record_stalled_attempt(app: ServerApp, hooks: Hooks, job_id: str, attempt: int) -> None:
+    """Audit `attempt` of `job_id`, which just stalled, as a failed row of its own.
 
-    The job may already have been taken again by another process: read its counters and
-    whether it is active in one transaction, and count back over that new start.
+    `attempt` comes from the stalled check itself (read in the same transaction), since the
+    job may already run its next attempt in another process by the time this reads it.
     """
-    async with app.redis.pipeline(transaction=True) as pipe:
-        pipe.hmget(
-            job_key(job_id),
-            FIELD_NAME,
-            FIELD_DATA,
-            FIELD_ATTEMPTS_STARTED,
-            FIELD_STALLED_COUNT,
-            FIELD_PROCESSED_ON,
-            FIELD_DEFERRED_FAILURE,
-        )
-        pipe.lpos(queue_key(ACTIVE), job_id)
-        (name, raw_data, started, stalls, processed_on, deferred), active_at = await pipe.execute()
+    fields: list[Any] = await app.redis.hmget(
+        job_key(job_id),
+        FIELD_NAME,
+        FIELD_DATA,
+        FIELD_STALLED_COUNT,
+        FIELD_PROCESSED_ON,
+        FIELD_DEFERRED_FAILURE,
+    )
+    name, raw_data, stalls, processed_on, deferred = fields
     if name is None and raw_data is None:
         return  # removed meanwhile: nothing left to describe
-    attempt = int(started or 0) - (1 if active_at is not None else 0)
     limit = app.settings.worker_queue_max_stalled_count
     note = (
         f"{STALLED_REASON}: it will fail without another run"
@@ -79,8 +72,11 @@ def _execution(
     processed_on: str | None,
     error: str,
 ) -> JobExecution:
-    payload = json.loads(raw_data) if raw_data else {}
-    payload = payload if isinstance(payload, dict) else {}
+    try:
+        payload = json.loads(raw_data) if raw_data else {}
+    except ValueError:
+        payload = {"data": {"unreadable": (raw_data or "")[:1000]}}
+    payload = payload if isinstance(payload, dict) else {"data": payload}
     user_id = payload.get("userId")
     now = datetime.now(UTC)
     started_at = datetime.fromtimestamp(int(processed_on) / 1000, UTC) if processed_on else now
@@ -88,7 +84,7 @@ def _execution(
         job_id=job_id,
         attempt=attempt,
         type=name or UNKNOWN_TYPE,
-        user_id=user_id if isinstance(user_id, int) else None,
+        user_id=user_id if isinstance(user_id, int) and not isinstance(user_id, bool) else None,
         data=payload.get("data") or {},
         status="failed",
         started_at=min(started_at, now),
