@@ -16,6 +16,7 @@ from quickdapp.config import Settings
 from quickdapp.jobs.registry import JobRegistry
 from quickdapp.queue.cron import validate_cron_pattern
 from quickdapp.queue.live_workers import live_workers
+from quickdapp.queue.payload import job_payload
 from quickdapp.queue.queues import QUEUE_NAME, create_queue, default_job_options
 from quickdapp.queue.redis import RedisHealth, redis_health
 from quickdapp.workers.heartbeat import WorkerProcessInfo, heartbeat_namespace, read_heartbeats
@@ -74,10 +75,7 @@ class QueueManager:
         model = definition.parse(data)
         if user_id is not None and (not isinstance(user_id, int) or isinstance(user_id, bool)):
             raise TypeError(f"user_id must be an integer or None, got {user_id!r}")
-        return {
-            "userId": user_id,
-            "data": model.model_dump(mode="json", by_alias=True, exclude_none=True),
-        }
+        return job_payload(user_id, model.model_dump(mode="json", by_alias=True, exclude_none=True))
 
     def job_data(self, job_type: str, data: Any) -> Any:
         """`data` as a job of `job_type` stores it: validated, defaults filled in, in JSON form."""

@@ -19,6 +19,7 @@ from quickdapp.db.audit_writer import AuditWriter
 from quickdapp.jobs.registry import JobRegistry
 from quickdapp.jobs.types import JobContext, PermanentJobError
 from quickdapp.queue.exclusive import run_exclusive
+from quickdapp.queue.payload import read_payload
 from quickdapp.web.metrics import record_job
 
 if TYPE_CHECKING:
@@ -56,12 +57,15 @@ class JobProcessor:
     async def __call__(self, job: QueuedJob, token: str | None = None) -> Any:
         started_at = datetime.now(UTC)
         began = time.perf_counter()
-        payload = job.data if isinstance(job.data, dict) else {}
-        user_id = payload.get("userId")
-        data = payload.get("data")
         # BullMQ counts every start, stalled restarts included, so each try gets its own row.
         attempt = max(job.attemptsStarted, job.attemptsMade + 1)
+        # Until the payload is read, the audit row keeps what was sent (a Node service may
+        # have written it in another form).
+        user_id: int | None = None
+        data: Any = job.data
         try:
+            payload = read_payload(job.data)
+            user_id, data = payload.user_id, payload.data
             result = await self._run(job, user_id, data, attempt)
         except Exception as exc:
             await self._record(job, attempt, user_id, data, "failed", started_at, error=_describe(exc))
@@ -74,7 +78,7 @@ class JobProcessor:
         record_job(job.name, "completed", time.perf_counter() - began)
         return result
 
-    async def _run(self, job: QueuedJob, user_id: Any, data: Any, attempt: int) -> Any:
+    async def _run(self, job: QueuedJob, user_id: int | None, data: Any, attempt: int) -> Any:
         definition = self._registry.get(job.name)
         model = definition.parse(data)
         context = JobContext(
