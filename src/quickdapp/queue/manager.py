@@ -15,8 +15,9 @@ from pydantic import BaseModel
 from quickdapp.config import Settings
 from quickdapp.jobs.registry import JobRegistry
 from quickdapp.queue.cron import validate_cron_pattern
+from quickdapp.queue.intervals import parse_interval
 from quickdapp.queue.live_workers import live_workers
-from quickdapp.queue.payload import job_payload
+from quickdapp.queue.payload import PayloadFormError, job_payload, read_payload
 from quickdapp.queue.queues import QUEUE_NAME, create_queue, default_job_options
 from quickdapp.queue.redis import RedisHealth, redis_health
 from quickdapp.workers.heartbeat import WorkerProcessInfo, heartbeat_namespace, read_heartbeats
@@ -43,7 +44,7 @@ class QueueHealth:
 
 @dataclass(frozen=True)
 class CronJob:
-    """One job scheduler as stored in Redis."""
+    """One job scheduler as stored in Redis: on a cron `pattern`, or `every` N milliseconds."""
 
     key: str
     type: str
@@ -52,6 +53,7 @@ class CronJob:
     next_run: datetime | None
     data: Any
     owner: str | None = None
+    every: int | None = None  # milliseconds, for `every` schedulers (pattern is None then)
 
 
 class QueueManager:
@@ -146,17 +148,47 @@ class QueueManager:
         `owner` marks who manages the schedule (the default-jobs table marks its own).
         """
         validate_cron_pattern(pattern, tz)
+        repeat: dict[str, Any] = {"pattern": pattern}
+        if tz:
+            repeat["tz"] = tz
+        return await self._upsert_scheduler(job_type, repeat, data, key, user_id, owner)
+
+    async def schedule_every_job(
+        self,
+        job_type: str,
+        every: int | str,
+        data: Any = None,
+        key: str | None = None,
+        user_id: int | None = None,
+        *,
+        owner: str | None = None,
+    ) -> CronJob:
+        """Create or update the job scheduler `key` (default: the job type) to run every
+        `every`: milliseconds, or a whole number with a unit (`30s`, `5m`, `1h`).
+
+        BullMQ's `every` schedulers (Node services create them too) run at fixed intervals
+        rather than on a calendar; an upsert of the same key replaces its interval and data.
+        """
+        repeat = {"every": parse_interval(every)}
+        return await self._upsert_scheduler(job_type, repeat, data, key, user_id, owner)
+
+    async def _upsert_scheduler(
+        self,
+        job_type: str,
+        repeat: dict[str, Any],
+        data: Any,
+        key: str | None,
+        user_id: int | None,
+        owner: str | None,
+    ) -> CronJob:
         payload = self._payload(job_type, data, user_id)
         key = key or job_type
         if ":" in key or not key.strip():
             raise ValueError(f"schedule key must be non-empty and without ':', got {key!r}")
         if owner is not None:
             payload["owner"] = owner
-        repeat: dict[str, Any] = {"pattern": pattern}
-        if tz:
-            repeat["tz"] = tz
         await self.queue.upsertJobScheduler(key, repeat, job_type, payload, self._options(job_type))
-        logger.info("scheduled %s as %r on %r", job_type, key, pattern)
+        logger.info("scheduled %s as %r: %s", job_type, key, repeat)
         scheduled = await self.get_cron_job(key)
         assert scheduled is not None, "a scheduler just written must be readable"
         return scheduled
@@ -278,13 +310,20 @@ def _finished_from_job(job: Any, state: str) -> dict[str, Any]:
 
 def _cron_job(record: dict[str, Any]) -> CronJob:
     next_ms = record.get("next")
-    template = record.get("template") or {}
+    every = record.get("every")
+    raw = (record.get("template") or {}).get("data")
+    try:
+        payload = read_payload(raw)
+        data, owner = payload.data, (raw or {}).get("owner")
+    except PayloadFormError:
+        data, owner = raw, None  # a Node service's scheduler in its own form: show what it holds
     return CronJob(
         key=record["key"],
         type=record.get("name") or "",
         pattern=record.get("pattern"),
         tz=record.get("tz"),
         next_run=datetime.fromtimestamp(int(next_ms) / 1000, UTC) if next_ms else None,
-        data=(template.get("data") or {}).get("data"),
-        owner=(template.get("data") or {}).get("owner"),
+        data=data,
+        owner=owner,
+        every=int(every) if every else None,
     )
