@@ -41,6 +41,7 @@ class Scheduler(BaseModel):
     key: str
     type: str
     pattern: str | None
+    every: int | None = Field(None, description="milliseconds, for `every` schedulers")
     tz: str | None
     next_run: datetime | None
     data: Any
