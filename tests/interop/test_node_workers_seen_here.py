@@ -8,31 +8,17 @@ import json
 import os
 import socket
 from pathlib import Path
-from typing import Any
-
-import httpx
 
 from quickdapp.app import ServerApp
 from quickdapp.config import Settings
 from quickdapp.queue.live_workers import live_workers
-from quickdapp.web.app import create_app
 from tests.conftest import StartWorker
 from tests.helpers.waiting import eventually
 from tests.interop.conftest import StartNodeWorker
+from tests.interop.dashboard import overview
 from tests.web.processes import process_env, quickdapp_command
 
 NO_WORKER = "no worker is connected to the queue: jobs will wait"
-
-
-async def overview(settings: Settings, app: ServerApp) -> dict[str, Any]:
-    """The dashboard's overview, as its page reads it."""
-    transport = httpx.ASGITransport(app=create_app(settings, app))
-    auth = (settings.admin_username, settings.admin_password)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test", auth=auth) as client:
-        response = await client.get("/admin/queues/api/overview")
-    response.raise_for_status()
-    body: dict[str, Any] = response.json()
-    return body
 
 
 async def test_health_and_dashboard_count_node_workers_beside_ours(
