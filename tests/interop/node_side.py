@@ -182,9 +182,9 @@ class NodeWorker(NodeProcess):
             job = event.get("job")
             if job is None or job["id"] != job_id:
                 return False
-            attempts = job["opts"].get("attempts") or 1
+            attempts = int(job["opts"].get("attempts") or 1)
             return event["event"] == "completed" or (
-                event["event"] == "failed" and job["attemptsMade"] >= attempts
+                event["event"] == "failed" and int(job["attemptsMade"]) >= attempts
             )
 
         [event] = await self.wait_for(

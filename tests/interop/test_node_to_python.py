@@ -61,7 +61,9 @@ async def test_node_jobs_run_here_in_priority_order_with_an_audit_row_each(
     # Typed validation as usual: the handler ran on the parsed model, the row keeps what was sent.
     assert by_id[cleanup].type == "cleanupAuditLog" and by_id[cleanup].user_id == 5
     assert by_id[cleanup].data == {"retentionDays": 30}
-    cutoff = datetime.fromisoformat(by_id[cleanup].result["cutoff"])
+    result = by_id[cleanup].result
+    assert isinstance(result, dict)
+    cutoff = datetime.fromisoformat(result["cutoff"])
     assert abs(cutoff - (by_id[cleanup].started_at - timedelta(days=30))) < timedelta(minutes=1)
     assert by_id[p2].user_id == 6 and by_id[p2].data == {"value": "p2"}
 
