@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 
 from quickdapp.app import ServerApp
-from quickdapp.db.audit import get_job_history
 from tests.conftest import StartWorker
 from tests.helpers.waiting import eventually
+from tests.interop.audit import all_rows
 
 # The states both dashboards count (Bull Board adds waiting-children, which we never use).
 STATES = ("waiting", "prioritized", "active", "delayed", "completed", "failed")
@@ -110,7 +110,7 @@ async def test_a_retry_from_bull_board_runs_the_job_again_on_our_worker(
     assert outcome["state"] == "completed", outcome
 
     async def both_rows() -> list[Any] | None:
-        rows = (await get_job_history(app.sessions)).items
+        rows = await all_rows(app)
         return rows if len(rows) == 2 else None
 
     rows = sorted(
@@ -132,7 +132,7 @@ async def test_pause_and_resume_from_bull_board_take_effect_on_our_worker(
     job_id = await manager.submit_job("echo", {"value": "held"})
     # The worker takes a job within milliseconds when the queue runs; it must not take this one.
     await _held_back(app, job_id, seconds=1.0)
-    assert (await get_job_history(app.sessions)).total == 0
+    assert await all_rows(app) == []
 
     assert (await bull_board.put(f"{JOBS}/resume")).status_code == 200
 

@@ -13,7 +13,6 @@ import pytest
 from quickdapp.app import ServerApp
 from quickdapp.cli import main
 from quickdapp.config import Settings
-from quickdapp.queue.intervals import IntervalError
 from tests.helpers.processes import settings_env
 from tests.interop.dashboard import overview
 from tests.interop.node_side import NodeOps
@@ -101,7 +100,7 @@ async def test_schedule_every_job_takes_milliseconds_or_a_unit_and_refuses_the_r
         assert (job.key, job.every, job.pattern) == ("k", ms, None), every
 
     for every in (0, -1, "0s", "", "abc", "1.5s", "5 minutes", "-5s", True):
-        with pytest.raises(IntervalError, match=r"is not a positive interval; give milliseconds"):
+        with pytest.raises(ValueError, match=r"is not a positive interval; give milliseconds"):
             await manager.schedule_every_job("echo", every, {"value": 1}, key="refused")
     assert [(s.key, s.every) for s in await manager.list_cron_jobs()] == [("k", 250)]
 

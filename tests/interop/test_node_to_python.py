@@ -6,28 +6,13 @@ fail at once with a reason Node reads from waitUntilFinished."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from quickdapp.app import ServerApp
-from quickdapp.db.audit import get_job_history
-from quickdapp.db.schema import WorkerJob
 from tests.conftest import StartWorker
-from tests.helpers.waiting import eventually
+from tests.interop.audit import audit_rows
 from tests.interop.node_side import NodeOps
-
-
-async def audit_rows(
-    app: ServerApp, count: int, what: str, where: Callable[[WorkerJob], bool] = lambda _: True
-) -> list[WorkerJob]:
-    """The audit rows matching `where`, oldest start first, once there are `count` of them."""
-
-    async def probe() -> list[WorkerJob] | None:
-        rows = [row for row in (await get_job_history(app.sessions, limit=200)).items if where(row)]
-        return sorted(rows, key=lambda row: row.started_at) if len(rows) >= count else None
-
-    return await eventually(probe, 20, what)
 
 
 def add(name: str, data: Any, **opts: Any) -> dict[str, Any]:

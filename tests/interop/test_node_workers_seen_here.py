@@ -11,7 +11,6 @@ from pathlib import Path
 
 from quickdapp.app import ServerApp
 from quickdapp.config import Settings
-from quickdapp.queue.live_workers import live_workers
 from tests.conftest import StartWorker
 from tests.helpers.waiting import eventually
 from tests.interop.conftest import StartNodeWorker
@@ -40,7 +39,8 @@ async def test_health_and_dashboard_count_node_workers_beside_ours(
     await start_worker()
     assert (await manager.get_health()).workers == 3
     ours = f"{socket.gethostname()}:{os.getpid()}:"  # default_worker_name()
-    assert [w.name for w in await live_workers(manager.queue) if w.name.startswith(ours)] != []
+    names = [w["name"] for w in (await overview(settings, app))["workers"]]
+    assert [name for name in names if name.startswith(ours)] != [], names
 
     named.stop()
 

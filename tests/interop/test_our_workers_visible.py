@@ -14,23 +14,28 @@ import base64
 import httpx
 
 from quickdapp.app import ServerApp
-from quickdapp.queue.live_workers import live_workers
-from quickdapp.queue.queues import QUEUE_NAME
+from quickdapp.config import Settings
 from tests.conftest import StartWorker
+from tests.interop.dashboard import overview
 from tests.interop.node_side import NodeOps
 
-NODE_NAMED_WORKER = f"bull:{base64.b64encode(QUEUE_NAME.encode()).decode()}:w:"
+NODE_NAMED_WORKER = f"bull:{base64.b64encode(b'jobs').decode()}:w:"
 
 
-async def our_worker_names(app: ServerApp) -> list[str]:
-    return sorted(worker.name for worker in await live_workers(app.queue_manager.queue))
+async def our_worker_names(settings: Settings, app: ServerApp) -> list[str]:
+    """Our live workers' names, as our dashboard lists them."""
+    return sorted(worker["name"] for worker in (await overview(settings, app))["workers"])
 
 
 async def test_node_and_bull_board_list_our_workers_by_name(
-    app: ServerApp, start_worker: StartWorker, node_ops: NodeOps, bull_board: httpx.AsyncClient
+    settings: Settings,
+    app: ServerApp,
+    start_worker: StartWorker,
+    node_ops: NodeOps,
+    bull_board: httpx.AsyncClient,
 ) -> None:
     await start_worker()
-    ours = await our_worker_names(app)
+    ours = await our_worker_names(settings, app)
     assert len(ours) == 1, ours
 
     clients = await node_ops.one({"op": "getWorkers"})
@@ -45,10 +50,14 @@ async def test_node_and_bull_board_list_our_workers_by_name(
 
 
 async def test_jobs_our_workers_take_carry_processed_by(
-    app: ServerApp, start_worker: StartWorker, node_ops: NodeOps, bull_board: httpx.AsyncClient
+    settings: Settings,
+    app: ServerApp,
+    start_worker: StartWorker,
+    node_ops: NodeOps,
+    bull_board: httpx.AsyncClient,
 ) -> None:
     await start_worker()
-    [ours] = await our_worker_names(app)
+    [ours] = await our_worker_names(settings, app)
     job_id = await app.queue_manager.submit_job("echo", {"value": "who"})
     assert (await app.queue_manager.wait_until_finished(job_id, 10))["state"] == "completed"
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from quickdapp.app import ServerApp
 from quickdapp.config import Settings
-from quickdapp.queue.queues import BACKOFF_FIRST_DELAY_MS
 from tests.interop.conftest import StartNodeWorker
 from tests.interop.node_side import NodeOps
 from tests.web.processes import process_env, quickdapp_command
@@ -43,7 +42,7 @@ async def test_node_worker_runs_our_jobs_in_priority_order_with_our_options(
     assert cleanup["data"] == {"userId": 7, "data": {"retentionDays": 30, "batchSize": 1000}}
     assert watch["data"] == {"userId": None, "data": {"fromBlock": 12}}
     assert cleanup["opts"]["attempts"] == settings.worker_queue_job_attempts
-    assert cleanup["opts"]["backoff"] == {"type": "exponential", "delay": BACKOFF_FIRST_DELAY_MS}
+    assert cleanup["opts"]["backoff"] == {"type": "exponential", "delay": 2000}  # README
     assert all(job["processedBy"] == "node-priorities" for job in runs)
 
 
