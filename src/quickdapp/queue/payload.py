@@ -36,8 +36,8 @@ def job_payload(user_id: int | None, data: Any) -> dict[str, Any]:
 def read_payload(raw: Any) -> Payload:
     """`raw` job data as a Payload; raises PayloadFormError naming what is wrong.
 
-    A missing `data` (or no payload at all: Node's `queue.add(name)`) means the job type's
-    defaults, as `submit_job` treats `data=None`.
+    A missing `data` means the job type's defaults, as `submit_job` treats `data=None`; so does
+    an empty or null payload (Node's `queue.add(name)` stores `{}`, `queue.add(name, null)` null).
     """
     if raw is None:
         return Payload(user_id=None, data=None)
