@@ -174,3 +174,21 @@ async def test_unknown_names_and_malformed_payloads_fail_at_once_with_a_reason_n
     assert rows[ids[3]].data == "just a string"
     assert rows[ids[2]].data == {"retentionDays": 0}
     assert "not in the {userId, data} form" in (rows[ids[1]].error or "")
+
+
+async def test_a_node_job_without_payload_runs_with_its_type_defaults(
+    app: ServerApp, start_worker: StartWorker, node_ops: NodeOps
+) -> None:
+    await start_worker()
+
+    # queue.add(name) stores {}, queue.add(name, null) null: neither has fields to validate.
+    [_, _, empty, null] = await node_ops(
+        {"op": "add", "name": "echo"},
+        {"op": "add", "name": "echo", "data": None},
+        {"op": "waitUntilFinished", "id": "1", "timeoutMs": 10_000},
+        {"op": "waitUntilFinished", "id": "2", "timeoutMs": 10_000},
+    )
+
+    assert empty == null == {"state": "completed", "returnvalue": None}
+    rows = await audit_rows(app, 2, "the two audit rows")
+    assert [(row.status, row.user_id) for row in rows] == [("completed", None)] * 2
