@@ -20,6 +20,8 @@ from quickdapp.audit import store as audit
 from quickdapp.config import Settings, load_settings
 from quickdapp.errors import PermanentJobError, ServiceUnavailableError, SettingsError
 from quickdapp.logs import configure_logging
+from quickdapp.queue.intervals import format_interval, parse_interval
+from quickdapp.queue.manager import CronJob
 
 if TYPE_CHECKING:
     from quickdapp.workers.supervisor import Supervisor
@@ -108,10 +110,15 @@ def _schedule_parsers(commands: Any) -> None:
     schedules.add_argument("--json", action="store_true", help="print JSON instead of a table")
     schedules.set_defaults(command=_schedules)
 
-    schedule = commands.add_parser("schedule", help="create or update a cron schedule")
+    schedule = commands.add_parser(
+        "schedule", help="create or update a schedule: a cron pattern, or --every INTERVAL"
+    )
     schedule.add_argument("type", help="job type, e.g. cleanupAuditLog")
-    schedule.add_argument("pattern", help="cron pattern, 5 fields or 6 with seconds first")
-    schedule.add_argument("data", nargs="?", default="{}", help="job data as JSON (default {})")
+    schedule.add_argument(
+        "pattern", nargs="?", help="cron pattern, 5 fields or 6 with seconds first (not with --every)"
+    )
+    schedule.add_argument("data", nargs="?", help="job data as JSON (default {})")
+    schedule.add_argument("--every", help="run at this interval instead: ms, or 30s, 5m, 1h")
     schedule.add_argument("--key", help="scheduler key (default: the job type)")
     schedule.add_argument("--tz", help="IANA time zone of the pattern (default UTC)")
     schedule.set_defaults(command=_schedule)
@@ -216,7 +223,8 @@ def _schedules(settings: Settings, args: argparse.Namespace) -> int:
         for job in jobs:
             next_run = job.next_run.strftime("%Y-%m-%d %H:%M:%S") if job.next_run else "-"
             data = json.dumps(job.data, separators=(",", ":"))
-            rows.append((job.key, job.type, job.pattern or "-", job.tz or "-", next_run, data))
+            schedule = _every_text(job) or job.pattern or "-"
+            rows.append((job.key, job.type, schedule, job.tz or "-", next_run, data))
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
         for row in rows:
             cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
@@ -226,14 +234,41 @@ def _schedules(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _schedule(settings: Settings, args: argparse.Namespace) -> int:
-    data = _job_data(args.data)
+    if args.every is None:
+        if args.pattern is None:
+            raise ValueError("give a cron pattern or --every INTERVAL")
+        data = _job_data(args.data or "{}")
+    else:
+        # With --every, the one positional after the type is the job data.
+        if args.pattern is not None and args.data is not None:
+            raise ValueError("give a cron pattern or --every INTERVAL, not both")
+        if args.tz is not None:
+            raise ValueError("--tz applies to cron patterns, not to --every")
+        parse_interval(args.every)  # refused before anything connects
+        try:
+            data = json.loads(args.pattern or "{}")
+        except json.JSONDecodeError:
+            raise ValueError(
+                f"with --every, the argument after the type is the job data as JSON, not "
+                f"{args.pattern!r}: give a cron pattern or --every INTERVAL, not both"
+            ) from None
 
     async def schedule(app: ServerApp) -> None:
-        job = await app.queue_manager.schedule_cron_job(args.type, args.pattern, data, args.key, args.tz)
+        manager = app.queue_manager
+        if args.every is None:
+            job = await manager.schedule_cron_job(args.type, args.pattern, data, args.key, args.tz)
+        else:
+            job = await manager.schedule_every_job(args.type, args.every, data, args.key)
         next_run = job.next_run.isoformat() if job.next_run else "never"
-        print(f"scheduled {job.type} as {job.key!r} on {job.pattern!r}; next run {next_run}")
+        schedule = _every_text(job) or f"on {job.pattern!r}"
+        print(f"scheduled {job.type} as {job.key!r} {schedule}; next run {next_run}")
 
     return _with_app(settings, schedule)
+
+
+def _every_text(job: CronJob) -> str | None:
+    """'every 30s' for an `every` scheduler, None for a cron one."""
+    return f"every {format_interval(job.every)}" if job.every is not None else None
 
 
 def _unschedule(settings: Settings, args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ async def _corrupt(app: ServerApp, job_id: str, **fields: str) -> None:
         ({"opts": "[1, 2"}, "cannot be read"),
         ({"data": json.dumps({"retentionDays": 5})}, "{userId, data} form"),
         ({"data": json.dumps([1, 2, 3])}, "{userId, data} form"),
+        ({"data": json.dumps({"userId": True, "data": {"retentionDays": 5}})}, "userId must be"),
     ],
 )
 async def test_an_unreadable_job_fails_once_with_its_reason_and_is_audited(

@@ -28,7 +28,9 @@ from quickdapp.keys import (
 )
 from quickdapp.queue.cron import validate_cron_pattern
 from quickdapp.queue.inspection import QueueInspection, WorkerProcessInfo
+from quickdapp.queue.intervals import parse_interval
 from quickdapp.queue.job_options import create_queue, default_job_options
+from quickdapp.queue.payload import PayloadFormError, job_payload, read_payload
 from quickdapp.redis_client import RedisHealth, redis_health
 
 logger = logging.getLogger(__name__)
@@ -55,7 +57,7 @@ class QueueHealth:
 
 @dataclass(frozen=True)
 class CronJob:
-    """One job scheduler as stored in Redis."""
+    """One job scheduler as stored in Redis: on a cron `pattern`, or `every` N milliseconds."""
 
     key: str
     type: str
@@ -64,6 +66,7 @@ class CronJob:
     next_run: datetime | None
     data: Any
     owner: str | None = None
+    every: int | None = None  # milliseconds, for `every` schedulers (pattern is None then)
 
 
 class QueueManager:
@@ -88,10 +91,7 @@ class QueueManager:
         model = definition.parse(data)
         if user_id is not None and (not isinstance(user_id, int) or isinstance(user_id, bool)):
             raise TypeError(f"user_id must be an integer or None, got {user_id!r}")
-        return {
-            "userId": user_id,
-            "data": model.model_dump(mode="json", by_alias=True, exclude_none=True),
-        }
+        return job_payload(user_id, model.model_dump(mode="json", by_alias=True, exclude_none=True))
 
     def job_data(self, job_type: str, data: Any) -> Any:
         """`data` as a job of `job_type` stores it: validated, defaults filled in, in JSON form."""
@@ -162,17 +162,47 @@ class QueueManager:
         `owner` marks who manages the schedule (the default-jobs table marks its own).
         """
         validate_cron_pattern(pattern, tz)
+        repeat: dict[str, Any] = {"pattern": pattern}
+        if tz:
+            repeat["tz"] = tz
+        return await self._upsert_scheduler(job_type, repeat, data, key, user_id, owner)
+
+    async def schedule_every_job(
+        self,
+        job_type: str,
+        every: int | str,
+        data: Any = None,
+        key: str | None = None,
+        user_id: int | None = None,
+        *,
+        owner: str | None = None,
+    ) -> CronJob:
+        """Create or update the job scheduler `key` (default: the job type) to run every
+        `every`: milliseconds, or a whole number with a unit (`30s`, `5m`, `1h`).
+
+        BullMQ's `every` schedulers (Node services create them too) run at fixed intervals
+        rather than on a calendar; an upsert of the same key replaces its interval and data.
+        """
+        repeat = {"every": parse_interval(every)}
+        return await self._upsert_scheduler(job_type, repeat, data, key, user_id, owner)
+
+    async def _upsert_scheduler(
+        self,
+        job_type: str,
+        repeat: dict[str, Any],
+        data: Any,
+        key: str | None,
+        user_id: int | None,
+        owner: str | None,
+    ) -> CronJob:
         payload = self._payload(job_type, data, user_id)
         key = key or job_type
         if ":" in key or not key.strip():
             raise ValueError(f"schedule key must be non-empty and without ':', got {key!r}")
         if owner is not None:
             payload["owner"] = owner
-        repeat: dict[str, Any] = {"pattern": pattern}
-        if tz:
-            repeat["tz"] = tz
         await self.queue.upsertJobScheduler(key, repeat, job_type, payload, self._options(job_type))
-        logger.info("scheduled %s as %r on %r", job_type, key, pattern)
+        logger.info("scheduled %s as %r: %s", job_type, key, repeat)
         scheduled = await self.get_cron_job(key)
         assert scheduled is not None, "a scheduler just written must be readable"
         return scheduled
@@ -350,13 +380,20 @@ class QueueManager:
 
 def _cron_job(record: dict[str, Any]) -> CronJob:
     next_ms = record.get("next")
-    template = record.get("template") or {}
+    every = record.get("every")
+    raw = (record.get("template") or {}).get("data")
+    try:
+        payload = read_payload(raw)
+        data, owner = payload.data, (raw or {}).get("owner")
+    except PayloadFormError:
+        data, owner = raw, None  # a Node service's scheduler in its own form: show what it holds
     return CronJob(
         key=record["key"],
         type=record.get("name") or "",
         pattern=record.get("pattern"),
         tz=record.get("tz"),
         next_run=datetime.fromtimestamp(int(next_ms) / 1000, UTC) if next_ms else None,
-        data=(template.get("data") or {}).get("data"),
-        owner=(template.get("data") or {}).get("owner"),
+        data=data,
+        owner=owner,
+        every=int(every) if every else None,
     )

@@ -21,13 +21,13 @@ from quickdapp.broker.job import ActiveJob
 from quickdapp.errors import PermanentJobError
 from quickdapp.jobs.registry import JobRegistry
 from quickdapp.jobs.types import JobContext, JobReporter, JobResources
+from quickdapp.queue.payload import Payload, PayloadFormError, read_payload
 from quickdapp.workers.engine import DeferredFailure, Engine, Outcome
 from quickdapp.workers.hooks import Hooks
 
 logger = logging.getLogger(__name__)
 
 RAW_TEXT_KEPT = 1_000  # characters of an unreadable payload kept in its audit row
-PAYLOAD_FORM = "{userId, data}"
 
 
 class JobLogger(logging.LoggerAdapter[logging.Logger]):
@@ -53,10 +53,10 @@ class JobProcessor:
         self._unrun: dict[str, JobExecution] = {}  # by token: jobs failed without running
 
     async def __call__(self, job: ActiveJob) -> Outcome:
-        attempt, poison = _attempt(job)
+        attempt, unreadable = _attempt(job)
         try:
-            if poison is not None:
-                raise poison
+            if unreadable is not None:
+                raise unreadable
             result = await self._run(attempt, job)
         except asyncio.CancelledError:
             # The worker closed before the handler ended: the job stays active and the
@@ -138,37 +138,34 @@ class _Reporter(JobReporter):
             await self._processor.engine.add_log(self._job, line)
 
 
-def _attempt(job: ActiveJob) -> tuple[Attempt, PoisonJobError | None]:
+def _attempt(job: ActiveJob) -> tuple[Attempt, PermanentJobError | None]:
     """The attempt as far as the job can be read, and what makes it unreadable (if anything)."""
-    poison: PoisonJobError | None = None
-    payload: Any = None
+    problem: PermanentJobError | None = None
+    payload = Payload(user_id=None, data=None)
     try:
-        payload = job.data()
+        raw = job.data()
         job.opts()
     except ValueError as exc:
-        raw = job.raw_data or ""
-        poison = PoisonJobError(f"job {job.id} cannot be read: {exc}")
-        payload = {"data": {"unreadable": raw[:RAW_TEXT_KEPT]}}
+        problem = PoisonJobError(f"job {job.id} cannot be read: {exc}")
+        payload = Payload(None, {"unreadable": (job.raw_data or "")[:RAW_TEXT_KEPT]})
+    else:
+        try:
+            payload = read_payload(raw)
+        except PayloadFormError as exc:
+            problem = exc
+            payload = Payload(None, raw)  # the audit row keeps what was sent
     if not job.name:
-        poison = PoisonJobError(f"job {job.id} has no name: BullMQ's `name` field is missing")
-    if poison is None and not (isinstance(payload, dict) and "data" in payload):
-        poison = PoisonJobError(
-            f"job {job.id}: its data is not in the {PAYLOAD_FORM} form this system submits "
-            f"(got {type(payload).__name__}: {str(payload)[:200]}); wrap the job's fields as "
-            '{"userId": <int or null>, "data": {...}}'
-        )
-        payload = {"data": payload}
-    user_id = payload.get("userId") if isinstance(payload, dict) else None
+        problem = PoisonJobError(f"job {job.id} has no name: BullMQ's `name` field is missing")
     attempt = Attempt(
         job_id=job.id,
         type=job.name or UNKNOWN_TYPE,
         # BullMQ counts every start, stalled restarts included, so each try gets its own row.
         number=max(job.attempts_started, job.attempts_made + 1),
-        user_id=user_id if isinstance(user_id, int) and not isinstance(user_id, bool) else None,
-        data=payload.get("data") if isinstance(payload, dict) else None,
+        user_id=payload.user_id,
+        data=payload.data,
         started_at=datetime.now(UTC),
     )
-    return attempt, poison
+    return attempt, problem
 
 
 def _unrun_reason(job: ActiveJob, error: BaseException) -> str:

@@ -62,6 +62,13 @@ document.getElementById("find").addEventListener("submit", (event) => {
   if (id) location.hash = "#/job/" + encodeURIComponent(id);
 });
 
+// An `every` scheduler's milliseconds in the largest unit that divides them (as `quickdapp schedules`).
+function interval(ms) {
+  const units = [["d", 86400000], ["h", 3600000], ["m", 60000], ["s", 1000]];
+  const [unit, size] = units.find(([, size]) => ms % size === 0) || ["ms", 1];
+  return `${ms / size}${unit}`;
+}
+
 // ---- overview ----
 async function renderOverview() {
   const o = await api("overview");
@@ -70,8 +77,8 @@ async function renderOverview() {
     `<a class="card ${s}" href="#/jobs/${s}" data-testid="count-${s}"><span class="n">${o.counts[s] ?? 0}</span><span class="l">${s}</span></a>`).join("");
   const warnings = o.warnings.map((w) => `<div class="warning" data-testid="warning">${esc(w)}</div>`).join("");
   const schedulers = o.schedulers.length
-    ? `<table><tr><th>key</th><th>type</th><th>pattern</th><th>next run</th><th>data</th></tr>` +
-      o.schedulers.map((s) => `<tr><td>${esc(s.key)}</td><td>${esc(s.type)}</td><td><code>${esc(s.pattern)}</code> ${esc(s.tz || "")}</td><td>${when(s.next_run)}</td><td><code>${esc(JSON.stringify(s.data))}</code></td></tr>`).join("") +
+    ? `<table><tr><th>key</th><th>type</th><th>pattern or interval</th><th>next run</th><th>data</th></tr>` +
+      o.schedulers.map((s) => `<tr><td>${esc(s.key)}</td><td>${esc(s.type)}</td><td>${s.every ? `every ${esc(interval(s.every))}` : `<code>${esc(s.pattern)}</code> ${esc(s.tz || "")}`}</td><td>${when(s.next_run)}</td><td><code>${esc(JSON.stringify(s.data))}</code></td></tr>`).join("") +
       `</table>`
     : `<p class="muted">No job schedulers.</p>`;
   const redis = o.redis.ok ? `Redis ${esc(o.redis.version)}, maxmemory-policy ${esc(o.redis.maxmemory_policy)}` : `Redis down: ${esc(o.redis.error)}`;
