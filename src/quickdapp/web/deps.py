@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import APIRouter, Depends, Request, Security
+from fastapi.security import HTTPBasic, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from quickdapp.app.server_app import ServerApp
@@ -43,3 +44,12 @@ def _sessions(server: Server) -> async_sessionmaker[AsyncSession]:
 
 
 Sessions = Annotated[async_sessionmaker[AsyncSession], Depends(_sessions)]
+
+
+def admin_router(prefix: str) -> APIRouter:
+    """A router of the dashboard's API. AdminAuthMiddleware enforces the credentials on every
+    request; the security dependencies here only document them in the OpenAPI schema."""
+    return APIRouter(
+        prefix=prefix,
+        dependencies=[Security(HTTPBasic(auto_error=False)), Security(HTTPBearer(auto_error=False))],
+    )

@@ -5,20 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Security
-from fastapi.security import HTTPBasic, HTTPBearer
+from fastapi import HTTPException, Query
 from pydantic import BaseModel
 
 from quickdapp.audit import store
 from quickdapp.audit.series import SeriesPoint, get_job_series
 from quickdapp.audit.store import JobMetrics
-from quickdapp.web.deps import Sessions
+from quickdapp.web.deps import Sessions, admin_router
 
-# Enforced by AdminAuthMiddleware for every request; declared here so OpenAPI documents it.
-router = APIRouter(
-    prefix="/api/audit",
-    dependencies=[Security(HTTPBasic(auto_error=False)), Security(HTTPBearer(auto_error=False))],
-)
+router = admin_router("/api/audit")
 
 
 class AuditRow(BaseModel):

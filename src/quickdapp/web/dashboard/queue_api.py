@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Security
-from fastapi.security import HTTPBasic, HTTPBearer
+from fastapi import HTTPException, Query
 from pydantic import BaseModel, Field
 
 from quickdapp.errors import PermanentJobError
@@ -15,18 +14,14 @@ from quickdapp.queue.inspection import LiveWorker
 from quickdapp.queue.manager import CronJob, JobStateError
 from quickdapp.redis_client import RedisHealth
 from quickdapp.web.dashboard.views import JobDetail, JobPage, detail, summary
-from quickdapp.web.deps import Inspection, Manager, Server
+from quickdapp.web.deps import Inspection, Manager, Server, admin_router
 
 logger = logging.getLogger(__name__)
 
 # Finished jobs are most useful newest first; pending ones in the order they will run.
 NEWEST_FIRST = frozenset({"completed", "failed"})
 
-# Enforced by AdminAuthMiddleware for every request; declared here so OpenAPI documents it.
-router = APIRouter(
-    prefix="/api",
-    dependencies=[Security(HTTPBasic(auto_error=False)), Security(HTTPBearer(auto_error=False))],
-)
+router = admin_router("/api")
 
 
 class JobType(BaseModel):
