@@ -21,10 +21,10 @@ from quickdapp.db.schema import Base
 from quickdapp.devtools.redis_manager import RedisManager, RedisUnavailableError
 from quickdapp.jobs.registry import JobRegistry, default_registry
 from quickdapp.workers.process import run_worker
+from tests.helpers.paths import ROOT
 from tests.helpers.services import postgres_server, throwaway_database
 from tests.helpers.supervisor import SupervisorProcess
 
-ROOT = Path(__file__).resolve().parent.parent
 TEST_JOB_MODULE = "tests.helpers.jobs"
 
 

@@ -13,7 +13,8 @@ import httpx
 
 from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings
-from tests.web.processes import ROOT, free_port, process_env, quickdapp_command
+from tests.helpers.paths import ROOT
+from tests.web.processes import free_port, process_env, quickdapp_command
 
 START_TIMEOUT = 30
 URL_LINE = re.compile(rb"dashboard: (http://127\.0\.0\.1:\d+/admin/queues/)")

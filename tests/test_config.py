@@ -11,8 +11,7 @@ import pytest
 
 from quickdapp.config import load_settings
 from quickdapp.errors import SettingsError
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers.paths import ROOT
 
 
 def test_test_settings_are_what_the_harness_expects() -> None:

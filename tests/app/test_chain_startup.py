@@ -21,7 +21,8 @@ from quickdapp.jobs.deploy_multicall3 import STARTUP_JOB_ID
 from quickdapp.jobs.registry import JobRegistry
 from quickdapp.jobs.watch_chain import cursor_key
 from quickdapp.queue.schedules import DEFAULT_JOBS
-from tests.helpers.chain import ROOT, Chain, chain_env, chain_settings
+from tests.helpers.chain import Chain, chain_env, chain_settings
+from tests.helpers.paths import ROOT
 
 
 def run_cli(settings: Settings, *args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:

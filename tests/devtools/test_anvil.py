@@ -12,8 +12,7 @@ from quickdapp.config import load_settings
 from quickdapp.devtools.anvil import ANVIL_CHAIN_ID, AnvilManager, AnvilUnavailableError, rpc_chain_id
 from quickdapp.errors import SettingsError
 from tests.helpers.chain import start_anvil
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers.paths import ROOT
 
 
 def test_anvil_manager_starts_answers_and_stops_only_its_own(tmp_path: Path) -> None:

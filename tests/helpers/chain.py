@@ -32,10 +32,10 @@ from quickdapp.devtools.anvil import (
     find_anvil,
     free_port,
 )
+from tests.helpers.paths import ROOT
 from tests.helpers.processes import settings_env
 from tests.helpers.services import unavailable
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 ARTIFACTS = ROOT / "tests" / "contracts" / "artifacts"
 ETHER = 10**18
 

@@ -12,10 +12,10 @@ from typing import TypeVar
 from quickdapp.config import Settings
 from quickdapp.queue.inspection import WorkerProcessInfo
 from quickdapp.queue.manager import QueueManager
+from tests.helpers.paths import ROOT
 from tests.helpers.processes import settings_env
 from tests.helpers.waiting import eventually
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 T = TypeVar("T")
 
 

@@ -25,8 +25,9 @@ from quickdapp.jobs.registry import JobRegistry
 from quickdapp.queue.cron import CronPatternError, validate_cron_pattern
 from quickdapp.queue.manager import QueueManager
 from quickdapp.queue.schedules import DEFAULT_JOBS, OWNER, setup_default_jobs
-from tests.conftest import ROOT, StartWorker
+from tests.conftest import StartWorker
 from tests.helpers.jobs import RUNS_KEY
+from tests.helpers.paths import ROOT
 from tests.helpers.processes import settings_env
 from tests.helpers.waiting import eventually
 

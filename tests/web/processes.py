@@ -9,7 +9,6 @@ from typing import Any
 
 from quickdapp.config import Settings
 from quickdapp.devtools.anvil import free_port
-from tests.conftest import ROOT
 from tests.helpers.processes import settings_env
 
 
@@ -28,4 +27,4 @@ def quickdapp_command(env_file: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "quickdapp.cli", "--env-file", str(env_file), *args]
 
 
-__all__ = ["ROOT", "free_port", "process_env", "quickdapp_command"]
+__all__ = ["free_port", "process_env", "quickdapp_command"]

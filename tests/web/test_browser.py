@@ -19,7 +19,8 @@ from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings
 from quickdapp.web.app import create_app
 from quickdapp.web.server import run_web_server
-from tests.conftest import ROOT, StartWorker
+from tests.conftest import StartWorker
+from tests.helpers.paths import ROOT
 from tests.helpers.services import unavailable
 from tests.web.processes import free_port
 

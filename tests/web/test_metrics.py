@@ -16,7 +16,8 @@ from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings
 from quickdapp.metrics import mark_process_dead, prepare_metrics_dir
 from quickdapp.web.app import create_app
-from tests.web.processes import ROOT, process_env, quickdapp_command
+from tests.helpers.paths import ROOT
+from tests.web.processes import process_env, quickdapp_command
 
 WORKER_START_TIMEOUT = 30
 

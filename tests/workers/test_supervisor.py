@@ -15,7 +15,8 @@ from quickdapp.app.server_app import ServerApp
 from quickdapp.audit.store import get_job_history
 from quickdapp.workers.heartbeat import HEARTBEAT_TTL
 from tests.conftest import StartSupervisor
-from tests.helpers.supervisor import ROOT, alive, eventually, live_processes, settings_environment
+from tests.helpers.paths import ROOT
+from tests.helpers.supervisor import alive, eventually, live_processes, settings_environment
 
 
 async def _completed_rows(app: ServerApp, job_ids: list[str], timeout: float) -> dict[str, list[dict]]:

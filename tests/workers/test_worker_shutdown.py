@@ -7,15 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 from quickdapp.app.server_app import ServerApp
 from quickdapp.audit.store import get_job_history
 from quickdapp.config import Settings
+from tests.helpers.paths import ROOT
 from tests.helpers.processes import settings_env
 from tests.helpers.waiting import eventually
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_sigterm_finishes_the_active_job_and_leaves_the_rest_waiting(
