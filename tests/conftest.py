@@ -6,7 +6,7 @@ Every test starts from an empty queue and empty tables.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +22,12 @@ from quickdapp.devtools.redis_manager import RedisManager, RedisUnavailableError
 from quickdapp.jobs.registry import JobRegistry, default_registry
 from quickdapp.workers.process import run_worker
 from tests.helpers.paths import ROOT
+from tests.helpers.processes import QuickdappProcess, StartQuickdapp
 from tests.helpers.services import postgres_server, throwaway_database
-from tests.helpers.supervisor import SupervisorProcess
+from tests.helpers.workers import StartWorker
 
 TEST_JOB_MODULE = "tests.helpers.jobs"
+pytest_plugins = ["tests.helpers.chain"]
 
 
 @pytest.fixture(scope="session")
@@ -103,9 +105,6 @@ async def app(settings: Settings, registry: JobRegistry) -> AsyncIterator[Server
         await server_app.close()
 
 
-StartWorker = Callable[..., Awaitable[ServerApp]]
-
-
 @pytest.fixture
 async def start_worker(settings: Settings, registry: JobRegistry) -> AsyncIterator[StartWorker]:
     """Start in-process workers (the code `quickdapp worker` runs); all are closed after the test."""
@@ -130,23 +129,22 @@ async def start_worker(settings: Settings, registry: JobRegistry) -> AsyncIterat
         await worker_app.close()
 
 
-pytest_plugins = ["tests.helpers.chain"]
-
-
-StartSupervisor = Callable[..., SupervisorProcess]
-
-
 @pytest.fixture
-def start_supervisor(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., SupervisorProcess]]:
-    """Start `quickdapp workers` as a real process with the test's settings (plus overrides)."""
-    started: list[SupervisorProcess] = []
+def start_quickdapp(settings: Settings, tmp_path: Path) -> Iterator[StartQuickdapp]:
+    """Start `quickdapp ARGS...` (worker, workers, serve, dev) as real processes with the test's
+    settings, or `base` settings, plus `overrides` (field names); all are stopped after the test.
+    Logs in the test's tmp_path, named after the command."""
+    started: list[QuickdappProcess] = []
 
-    def start(**overrides: Any) -> SupervisorProcess:
-        log = tmp_path / f"supervisor-{len(started) + 1}.log"
-        supervisor = SupervisorProcess(settings.model_copy(update=overrides), log)
-        started.append(supervisor)
-        return supervisor
+    def start(
+        *args: str, base: Settings | None = None, cwd: Path = ROOT, **overrides: Any
+    ) -> QuickdappProcess:
+        chosen = (base or settings).model_copy(update=overrides)
+        log = tmp_path / f"{args[0]}-{len(started) + 1}.log"
+        process = QuickdappProcess(chosen, *args, log_path=log, cwd=cwd)
+        started.append(process)
+        return process
 
     yield start
-    for supervisor in started:
-        supervisor.stop()
+    for process in started:
+        process.stop()

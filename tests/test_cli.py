@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,63 +12,50 @@ import httpx
 
 from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings
-from tests.helpers.paths import ROOT
-from tests.web.processes import free_port, process_env, quickdapp_command
+from quickdapp.devtools.anvil import free_port
+from tests.helpers.processes import QuickdappProcess, StartQuickdapp
+from tests.helpers.waiting import eventually, listening
 
 START_TIMEOUT = 30
-URL_LINE = re.compile(rb"dashboard: (http://127\.0\.0\.1:\d+/admin/queues/)")
+URL_LINE = re.compile(r"dashboard: (http://127\.0\.0\.1:\d+/admin/queues/)")
 
 
 @asynccontextmanager
 async def running(
-    settings: Settings, tmp_path: Path, command: str
-) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
+    start_quickdapp: StartQuickdapp, tmp_path: Path, command: str
+) -> AsyncIterator[tuple[str, QuickdappProcess]]:
     """Start `quickdapp COMMAND` on a free port; yields the dashboard URL it prints, then stops it
     with SIGTERM and checks that it exits cleanly."""
     port = free_port()
-    env = process_env(settings, port=port, metrics_dir=tmp_path / "metrics")
-    log = (tmp_path / f"{command}.log").open("wb")
-    process = await asyncio.create_subprocess_exec(
-        *quickdapp_command(tmp_path / "env", command),
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=log,
+    process = start_quickdapp(
+        command, port=port, metrics_dir=str(tmp_path / "metrics"), log_level="WARNING"
     )
+
+    async def first_line() -> str | None:
+        output = process.output()
+        if "\n" in output:
+            return output.split("\n", 1)[0]
+        assert process.returncode is None, f"{command} exited; log: {process.log()}"
+        return None
+
     try:
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), START_TIMEOUT)
+        line = await eventually(first_line, START_TIMEOUT, f"{command} to print a line")
         match = URL_LINE.search(line)
-        assert match, f"{command} printed {line!r}; log: {(tmp_path / f'{command}.log').read_text()}"
-        url = match.group(1).decode()
+        assert match, f"{command} printed {line!r}; log: {process.log()}"
+        url = match.group(1)
         assert f":{port}/" in url
-        await _wait_until_listening(port)
+        await eventually(lambda: listening(port), START_TIMEOUT, f"{command} to listen on {port}")
         yield url, process
     finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(process.wait(), START_TIMEOUT)
-        log.close()
-    assert code == 0, (tmp_path / f"{command}.log").read_text()
-
-
-async def _wait_until_listening(port: int) -> None:
-    for _ in range(300):
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            await asyncio.sleep(0.05)
-            continue
-        writer.close()
-        await writer.wait_closed()
-        return
-    raise AssertionError(f"nothing listens on 127.0.0.1:{port}")
+        process.terminate()
+        code = await process.exited(START_TIMEOUT)
+    assert code == 0, process.log()
 
 
 async def test_serve_answers_health_and_ready_and_never_runs_jobs(
-    settings: Settings, app: ServerApp, tmp_path: Path
+    settings: Settings, app: ServerApp, start_quickdapp: StartQuickdapp, tmp_path: Path
 ) -> None:
-    async with running(settings, tmp_path, "serve") as (url, _):
+    async with running(start_quickdapp, tmp_path, "serve") as (url, _):
         auth = (settings.admin_username, settings.admin_password)
         async with httpx.AsyncClient(auth=auth) as client:
             assert (await client.get(url.replace("/admin/queues/", "/health"))).status_code == 200
@@ -85,9 +71,9 @@ async def test_serve_answers_health_and_ready_and_never_runs_jobs(
 
 
 async def test_dev_prints_the_dashboard_url_and_the_page_shows_live_jobs(
-    settings: Settings, app: ServerApp, tmp_path: Path
+    settings: Settings, app: ServerApp, start_quickdapp: StartQuickdapp, tmp_path: Path
 ) -> None:
-    async with running(settings, tmp_path, "dev") as (url, _):
+    async with running(start_quickdapp, tmp_path, "dev") as (url, _):
         auth = (settings.admin_username, settings.admin_password)
         async with httpx.AsyncClient(auth=auth) as client:
             for _ in range(200):  # the worker connects beside the server, maybe a little later

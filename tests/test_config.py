@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from quickdapp.config import load_settings
 from quickdapp.errors import SettingsError
 from tests.helpers.paths import ROOT
+from tests.helpers.processes import run_quickdapp
 
 
 def test_test_settings_are_what_the_harness_expects() -> None:
@@ -54,15 +52,7 @@ def test_an_invalid_value_names_the_variable_and_what_it_accepts(
     assert str(error.value).count(variable.upper() + "=") == 1
 
 
-def test_the_cli_refuses_to_start_on_a_bad_value(tmp_path: Path) -> None:
-    env = {**os.environ, "WORKER_QUEUE_JOB_ATTEMPTS": "three"}
-    done = subprocess.run(
-        [sys.executable, "-m", "quickdapp.cli", "--env-file", str(tmp_path / "none"), "health"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-    )
+def test_the_cli_refuses_to_start_on_a_bad_value() -> None:
+    done = run_quickdapp(None, "health", extra_env={"WORKER_QUEUE_JOB_ATTEMPTS": "three"})
     assert done.returncode == 2
     assert "WORKER_QUEUE_JOB_ATTEMPTS='three': expected a positive integer" in done.stderr

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from quickdapp.app.server_app import ServerApp
@@ -21,26 +16,13 @@ from quickdapp.jobs.deploy_multicall3 import STARTUP_JOB_ID
 from quickdapp.jobs.registry import JobRegistry
 from quickdapp.jobs.watch_chain import cursor_key
 from quickdapp.queue.schedules import DEFAULT_JOBS
-from tests.helpers.chain import Chain, chain_env, chain_settings
-from tests.helpers.paths import ROOT
+from tests.helpers.chain import Chain, chain_settings
+from tests.helpers.processes import StartQuickdapp, run_quickdapp
+from tests.helpers.waiting import eventually
 
 
-def run_cli(settings: Settings, *args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **chain_env(settings)}
-    if settings.chain_rpc_url is None:
-        env.pop("CHAIN_RPC_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "quickdapp.cli", "--env-file", str(tmp_path / "none.env"), *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def test_health_says_when_no_chain_is_configured(settings: Settings, tmp_path: Path) -> None:
-    result = run_cli(settings, "health", tmp_path=tmp_path)
+def test_health_says_when_no_chain_is_configured(settings: Settings) -> None:
+    result = run_quickdapp(settings, "health")
 
     assert result.returncode == 0, result.stderr
     chain = json.loads(result.stdout)["chain"]
@@ -48,10 +30,8 @@ def test_health_says_when_no_chain_is_configured(settings: Settings, tmp_path: P
     assert "no chain is configured" in chain["message"]
 
 
-def test_health_reports_the_configured_chain(
-    settings: Settings, anvil: AnvilManager, tmp_path: Path
-) -> None:
-    result = run_cli(chain_settings(settings, anvil.url), "health", tmp_path=tmp_path)
+def test_health_reports_the_configured_chain(settings: Settings, anvil: AnvilManager) -> None:
+    result = run_quickdapp(chain_settings(settings, anvil.url), "health")
 
     assert result.returncode == 0, result.stderr
     chain = json.loads(result.stdout)["chain"]
@@ -105,43 +85,30 @@ def test_dev_anvil_starts_a_local_node_only_where_none_answers(
 
 
 async def test_quickdapp_dev_starts_anvil_deploys_multicall3_and_watches(
-    settings: Settings, tmp_path: Path
+    settings: Settings, start_quickdapp: StartQuickdapp, tmp_path: Path
 ) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     configured = chain_settings(settings, url)
-    env = {**os.environ, **chain_env(configured)}
-    with (tmp_path / "dev.log").open("wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "quickdapp.cli", "--env-file", str(tmp_path / "none.env"), "dev"],
-            cwd=tmp_path,  # its .data/ (anvil state) goes here
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+    # Its .data/ (anvil state) goes into tmp_path.
+    dev = start_quickdapp("dev", base=configured, cwd=tmp_path)
+    chain = Chain.connect(url)
+    app = await ServerApp.create(configured, None)
     try:
-        chain = Chain.connect(url)
-        app = await ServerApp.create(configured, None)
-        try:
-            deadline = time.monotonic() + 60
-            deployed = cursor = None
-            while time.monotonic() < deadline and not (deployed and cursor):
-                await asyncio.sleep(0.5)
-                if rpc_chain_id(url) is None:
-                    continue
-                code = bytes(await chain.w3.eth.get_code(multicall3().address))
-                deployed = code and code_hash(code) == multicall3().runtime_code_hash
-                cursor = await get_value(app.sessions, cursor_key(ANVIL_CHAIN_ID))
-            log = (tmp_path / "dev.log").read_text()
-            assert deployed, f"Multicall3 was not deployed:\n{log[-3000:]}"
-            assert cursor is not None, f"watchChain did not run:\n{log[-3000:]}"
-        finally:
-            await app.close()
-            await chain.close()
+
+        async def deployed() -> bool:
+            if rpc_chain_id(url) is None:
+                return False
+            code = bytes(await chain.w3.eth.get_code(multicall3().address))
+            return bool(code) and code_hash(code) == multicall3().runtime_code_hash
+
+        async def cursor() -> str | None:
+            return await get_value(app.sessions, cursor_key(ANVIL_CHAIN_ID))
+
+        await eventually(deployed, 60, lambda: f"Multicall3 to be deployed; log:\n{dev.log()[-3000:]}")
+        await eventually(cursor, 60, lambda: f"watchChain to run; log:\n{dev.log()[-3000:]}")
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        await app.close()
+        await chain.close()
+        dev.send_signal(signal.SIGINT)
+        await dev.exited(30)
     assert rpc_chain_id(url) is None, "quickdapp dev stopped the anvil it started"

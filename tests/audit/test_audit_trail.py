@@ -14,7 +14,7 @@ from quickdapp.audit.store import (
     percentile,
     record_job_execution,
 )
-from tests.conftest import StartWorker
+from tests.helpers.workers import StartWorker
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

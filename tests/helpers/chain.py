@@ -7,12 +7,7 @@ sharing the session's chain never see each other's users.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +28,6 @@ from quickdapp.devtools.anvil import (
     free_port,
 )
 from tests.helpers.paths import ROOT
-from tests.helpers.processes import settings_env
 from tests.helpers.services import unavailable
 
 ARTIFACTS = ROOT / "tests" / "contracts" / "artifacts"
@@ -82,11 +76,6 @@ CHAIN_FIELDS = {"chain_rpc_url", "chain_id", "server_wallet_private_key", "facto
 def chain_overrides(settings: Settings) -> dict[str, Any]:
     """The chain settings of `settings`, as overrides for `start_worker`."""
     return settings.model_dump(include=CHAIN_FIELDS)
-
-
-def chain_env(settings: Settings) -> dict[str, str]:
-    """The environment a `quickdapp` subprocess needs to use the test's services and chain."""
-    return settings_env(settings)
 
 
 def artifact(name: str) -> dict[str, Any]:
@@ -158,43 +147,3 @@ async def chain(anvil: AnvilManager) -> AsyncIterator[Chain]:
 async def factory(chain: Chain) -> AsyncContract:
     """A TestTokenFactory of this test's own."""
     return await chain.deploy("TestTokenFactory", await chain.new_account())
-
-
-@contextmanager
-def worker_processes(
-    settings: Settings, count: int, log_dir: Path
-) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """`count` `quickdapp worker` subprocesses on the test's services; SIGTERMed after."""
-    env = {**os.environ, **chain_env(settings)}
-    processes = []
-    try:
-        for i in range(count):
-            log = (log_dir / f"worker-{i}.log").open("wb")
-            processes.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "quickdapp.cli",
-                        "--env-file",
-                        str(log_dir / "none.env"),
-                        "worker",
-                    ],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-            log.close()
-        yield processes
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()

@@ -10,8 +10,8 @@ from quickdapp.app.server_app import ServerApp
 from quickdapp.attempts import JobExecution
 from quickdapp.audit.store import delete_job_history_before, record_job_execution
 from quickdapp.db.schema import WorkerJob
-from tests.conftest import StartWorker
 from tests.helpers.waiting import eventually
+from tests.helpers.workers import StartWorker
 
 
 async def add_row(app: ServerApp, job_id: str, created_at: datetime, attempt: int = 1) -> None:

@@ -14,8 +14,8 @@ from quickdapp.chain.multicall3 import AGGREGATE3_ABI, code_hash, multicall3
 from quickdapp.config import Settings
 from quickdapp.devtools.anvil import ANVIL_CHAIN_ID, ANVIL_DEV_ACCOUNT_0, AnvilManager
 from quickdapp.jobs.registry import JobRegistry
-from tests.conftest import StartWorker
 from tests.helpers.chain import Chain, chain_overrides, chain_settings, start_anvil
+from tests.helpers.workers import StartWorker
 
 
 @pytest.fixture

@@ -25,8 +25,9 @@ from quickdapp.jobs.registry import JobRegistry
 from quickdapp.jobs.types import JobContext
 from quickdapp.jobs.watch_chain import WATCH_CHAIN, WatchChainData, cursor_key
 from quickdapp.keys import NOTIFICATIONS_CHANNEL
-from tests.conftest import StartWorker
-from tests.helpers.chain import ETHER, Chain, chain_overrides, chain_settings, worker_processes
+from tests.helpers.chain import ETHER, Chain, chain_overrides, chain_settings
+from tests.helpers.processes import StartQuickdapp
+from tests.helpers.workers import StartWorker
 
 CURSOR = cursor_key(ANVIL_CHAIN_ID)
 
@@ -305,7 +306,7 @@ async def count_notifications(app: ServerApp) -> int:
 
 
 async def test_two_worker_processes_with_the_schedule_notify_each_event_once(
-    chain_app: ServerApp, chain: Chain, factory: AsyncContract, tmp_path: Path
+    chain_app: ServerApp, chain: Chain, factory: AsyncContract, start_quickdapp: StartQuickdapp
 ) -> None:
     manager = chain_app.queue_manager
     settings = chain_app.settings.model_copy(update={"worker_queue_concurrency": 2})
@@ -313,27 +314,30 @@ async def test_two_worker_processes_with_the_schedule_notify_each_event_once(
     await add_user(chain_app, alice)
     await add_user(chain_app, bob)
     start = await chain.head() + 1
-    with worker_processes(settings, 2, tmp_path) as processes:
-        await wait_for(lambda: _workers(manager), 2, timeout=60)
-        await manager.schedule_cron_job(
-            "watchChain", "* * * * * *", {"fromBlock": start}, key="watch-chain"
-        )
-        expected = 0
-        for i in range(4):
-            user = (alice, bob)[i % 2]
-            token, _ = await chain.create_token(factory, user, f"Token {i}", f"T{i}", 100 * ETHER)
+    processes = [start_quickdapp("worker", base=settings) for _ in range(2)]
+    await wait_for(lambda: _workers(manager), 2, timeout=60)
+    await manager.schedule_cron_job("watchChain", "* * * * * *", {"fromBlock": start}, key="watch-chain")
+    expected = 0
+    for i in range(4):
+        user = (alice, bob)[i % 2]
+        token, _ = await chain.create_token(factory, user, f"Token {i}", f"T{i}", 100 * ETHER)
+        expected += 1
+        for _ in range(3):
+            await chain.transfer(token, user, factory.address, ETHER)
             expected += 1
-            for _ in range(3):
-                await chain.transfer(token, user, factory.address, ETHER)
-                expected += 1
-            # Extra runs beside the schedule's, so runs meet on the cursor.
-            for _ in range(4):
-                await manager.submit_job("watchChain", {"fromBlock": start})
-            await asyncio.sleep(0.4)
-        head = await chain.head()
-        await wait_for(lambda: _cursor(chain_app), head, timeout=30)
-        await manager.remove_cron_job("watch-chain")
-        assert all(process.poll() is None for process in processes), "a worker died"
+        # Extra runs beside the schedule's, so runs meet on the cursor.
+        for _ in range(4):
+            await manager.submit_job("watchChain", {"fromBlock": start})
+        await asyncio.sleep(0.4)
+    head = await chain.head()
+    await wait_for(lambda: _cursor(chain_app), head, timeout=30)
+    await manager.remove_cron_job("watch-chain")
+    assert all(process.returncode is None for process in processes), "a worker died"
+    # Stopped (their active runs finish first), so every run's audit row is written.
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        await process.exited(30)
 
     rows = await notifications(chain_app)
     assert len(rows) == expected

@@ -5,9 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
-import signal
-import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,11 +22,10 @@ from quickdapp.jobs.registry import JobRegistry
 from quickdapp.queue.cron import CronPatternError, validate_cron_pattern
 from quickdapp.queue.manager import QueueManager
 from quickdapp.queue.schedules import DEFAULT_JOBS, OWNER, setup_default_jobs
-from tests.conftest import StartWorker
 from tests.helpers.jobs import RUNS_KEY
-from tests.helpers.paths import ROOT
-from tests.helpers.processes import settings_env
+from tests.helpers.processes import StartQuickdapp, settings_variables
 from tests.helpers.waiting import eventually
+from tests.helpers.workers import StartWorker
 
 
 async def runs(app: ServerApp) -> list[dict[str, Any]]:
@@ -284,47 +280,23 @@ async def test_a_job_type_removed_from_the_table_loses_its_scheduler_user_schedu
 
 
 async def test_every_second_schedule_run_by_two_worker_processes_runs_once_per_second(
-    app: ServerApp, settings: Settings, tmp_path: Path
+    app: ServerApp, start_quickdapp: StartQuickdapp
 ) -> None:
     manager = app.queue_manager
-    worker_env = settings_env(settings.model_copy(update={"worker_queue_concurrency": 2}))
-    env_file = tmp_path / "worker.env"
-    env_file.write_text("".join(f"{name}={value}\n" for name, value in worker_env.items()))
-    env = {k: v for k, v in os.environ.items() if k not in worker_env} | worker_env
-    workers = []
-    for index in range(2):
-        log = (tmp_path / f"worker-{index}.log").open("wb")
-        workers.append(
-            await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "quickdapp.cli",
-                "--env-file",
-                str(env_file),
-                "worker",
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=log,
-            )
-        )
-        log.close()
-    try:
+    workers = [start_quickdapp("worker", worker_queue_concurrency=2) for _ in range(2)]
 
-        async def both_connected() -> bool:
-            return int(await manager.queue.get_workers_count()) >= 2
+    async def both_connected() -> bool:
+        return int(await manager.queue.get_workers_count()) >= 2
 
-        await eventually(both_connected, 60, "two worker processes to connect")
-        await manager.schedule_cron_job("recordRun", "* * * * * *", {}, "every-second")
-        await asyncio.sleep(5.2)
-        assert await manager.remove_cron_job("every-second")
-        await asyncio.sleep(0.5)  # the last run writes its audit row
-    finally:
-        for worker in workers:
-            if worker.returncode is None:
-                worker.send_signal(signal.SIGTERM)
-        codes = [await asyncio.wait_for(worker.wait(), 30) for worker in workers]
-    assert codes == [0, 0], [(tmp_path / f"worker-{i}.log").read_text()[-2000:] for i in range(2)]
+    await eventually(both_connected, 60, "two worker processes to connect")
+    await manager.schedule_cron_job("recordRun", "* * * * * *", {}, "every-second")
+    await asyncio.sleep(5.2)
+    assert await manager.remove_cron_job("every-second")
+    await asyncio.sleep(0.5)  # the last run writes its audit row
+    for worker in workers:
+        worker.terminate()
+    codes = [await worker.exited(30) for worker in workers]
+    assert codes == [0, 0], [worker.log()[-2000:] for worker in workers]
 
     executed = [run["job_id"] for run in await runs(app)]
     rows = (await get_job_history(app.sessions, type="recordRun", limit=100)).items
@@ -376,7 +348,7 @@ def test_cli_schedule_list_and_unschedule(
     settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     env_file = tmp_path / "cli.env"
-    env_file.write_text("".join(f"{k}={v}\n" for k, v in settings_env(settings).items()))
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in settings_variables(settings).items()))
     cli = ["--env-file", str(env_file)]
 
     assert main([*cli, "schedule", "cleanupAuditLog", "0 25 * * *", '{"retentionDays": 9}']) == 2

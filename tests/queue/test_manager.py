@@ -7,7 +7,7 @@ import pytest
 from quickdapp.app.server_app import ServerApp
 from quickdapp.errors import JobValidationError, UnknownJobTypeError
 from quickdapp.queue.cron import CronPatternError
-from tests.conftest import StartWorker
+from tests.helpers.workers import StartWorker
 
 
 async def _queue_keys(app: ServerApp) -> list[str]:

@@ -17,12 +17,12 @@ from playwright.async_api import Error as PlaywrightError
 
 from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings
+from quickdapp.devtools.anvil import free_port
 from quickdapp.web.app import create_app
 from quickdapp.web.server import run_web_server
-from tests.conftest import StartWorker
 from tests.helpers.paths import ROOT
 from tests.helpers.services import unavailable
-from tests.web.processes import free_port
+from tests.helpers.workers import StartWorker
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

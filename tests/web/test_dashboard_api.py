@@ -14,7 +14,7 @@ from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings
 from quickdapp.web.auth import admin_credentials
 from quickdapp.web.dashboard import create_dashboard
-from tests.conftest import StartWorker
+from tests.helpers.workers import StartWorker
 from tests.web.conftest import API
 
 

@@ -7,7 +7,7 @@ import time
 
 from quickdapp.app.server_app import ServerApp
 from quickdapp.audit.store import get_job_history
-from tests.conftest import StartWorker
+from tests.helpers.workers import StartWorker
 
 
 async def test_submitted_job_is_processed_and_returns_its_result(

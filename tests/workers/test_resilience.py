@@ -13,8 +13,9 @@ from quickdapp.app.server_app import ServerApp
 from quickdapp.audit.store import get_job_history
 from quickdapp.devtools.redis_manager import RedisManager
 from quickdapp.workers.stalled import STALLED_REASON
-from tests.conftest import StartSupervisor
-from tests.helpers.supervisor import eventually, live_processes
+from tests.helpers.processes import StartQuickdapp
+from tests.helpers.waiting import eventually
+from tests.helpers.workers import live_processes
 
 # Locks that lapse fast, so a dead process's jobs are found again within seconds.
 FAST_STALLS = {
@@ -49,9 +50,9 @@ def _completed_once(rows: dict, job_ids: list[str]) -> None:
 
 
 async def test_sigkilled_worker_is_replaced_and_its_jobs_complete_exactly_once(
-    app: ServerApp, start_supervisor: StartSupervisor
+    app: ServerApp, start_quickdapp: StartQuickdapp
 ) -> None:
-    supervisor = start_supervisor(worker_count=2, worker_queue_concurrency=3, **FAST_STALLS)
+    supervisor = start_quickdapp("workers", worker_count=2, worker_queue_concurrency=3, **FAST_STALLS)
     first = await live_processes(app.queue_manager, 2)
     ids = [await app.queue_manager.submit_job("sleep", {"ms": 3000}) for _ in range(10)]
 
@@ -76,9 +77,9 @@ async def test_sigkilled_worker_is_replaced_and_its_jobs_complete_exactly_once(
 
 
 async def test_a_job_that_always_crashes_its_process_fails_as_stalled_and_others_go_on(
-    app: ServerApp, start_supervisor: StartSupervisor
+    app: ServerApp, start_quickdapp: StartQuickdapp
 ) -> None:
-    supervisor = start_supervisor(worker_count=2, worker_queue_concurrency=1, **FAST_STALLS)
+    supervisor = start_quickdapp("workers", worker_count=2, worker_queue_concurrency=1, **FAST_STALLS)
     await live_processes(app.queue_manager, 2)
     crash_id = await app.queue_manager.submit_job("crash", {"after_ms": 200})
     ids = [await app.queue_manager.submit_job("sleep", {"ms": 300}) for _ in range(6)]
@@ -104,9 +105,9 @@ async def test_a_job_that_always_crashes_its_process_fails_as_stalled_and_others
 
 
 async def test_a_process_that_dies_at_start_up_is_restarted_with_growing_back_off(
-    app: ServerApp, start_supervisor: StartSupervisor
+    app: ServerApp, start_quickdapp: StartQuickdapp
 ) -> None:
-    supervisor = start_supervisor(worker_count=1, job_modules="tests.helpers.no_such_module")
+    supervisor = start_quickdapp("workers", worker_count=1, job_modules="tests.helpers.no_such_module")
     deaths = re.compile(
         r"^(\S+ \S+) .*exited with code 1 after [\d.]+s; restart (\d+) in ([\d.]+)s$", re.M
     )
@@ -133,10 +134,11 @@ LOCK_MS = 2000  # renewed about every second: room for a busy machine
 
 
 async def _job_three_times_the_lock(
-    app: ServerApp, start_supervisor: StartSupervisor, job_type: str
+    app: ServerApp, start_quickdapp: StartQuickdapp, job_type: str
 ) -> str:
     """Two worker processes with a short lock, and a job of `job_type` sleeping 3 locks long."""
-    start_supervisor(
+    start_quickdapp(
+        "workers",
         worker_count=2,
         worker_queue_lock_duration=LOCK_MS,
         worker_queue_stalled_interval=1000,
@@ -146,9 +148,9 @@ async def _job_three_times_the_lock(
 
 
 async def test_a_blocking_handler_three_times_the_lock_completes_once(
-    app: ServerApp, start_supervisor: StartSupervisor
+    app: ServerApp, start_quickdapp: StartQuickdapp
 ) -> None:
-    job_id = await _job_three_times_the_lock(app, start_supervisor, "blockingSleep")
+    job_id = await _job_three_times_the_lock(app, start_quickdapp, "blockingSleep")
 
     outcome = await app.queue_manager.wait_until_finished(job_id, timeout=30)
     await asyncio.sleep(2.5)  # a second run, had there been one, would show by now
@@ -160,10 +162,10 @@ async def test_a_blocking_handler_three_times_the_lock_completes_once(
 
 
 async def test_control_the_same_work_blocking_the_event_loop_runs_again(
-    app: ServerApp, start_supervisor: StartSupervisor
+    app: ServerApp, start_quickdapp: StartQuickdapp
 ) -> None:
     """Without the thread, lock renewal stops and the job is taken for stalled and run again."""
-    job_id = await _job_three_times_the_lock(app, start_supervisor, "loopBlockingSleep")
+    job_id = await _job_three_times_the_lock(app, start_quickdapp, "loopBlockingSleep")
 
     async def started_twice() -> bool:
         job = await app.queue_manager.queue.getJob(job_id)
@@ -179,9 +181,9 @@ async def _stalled_rows(app: ServerApp, job_id: str) -> list | None:
 
 
 async def test_workers_ride_out_a_redis_restart_and_run_the_waiting_jobs(
-    app: ServerApp, start_supervisor: StartSupervisor, redis_manager: RedisManager
+    app: ServerApp, start_quickdapp: StartQuickdapp, redis_manager: RedisManager
 ) -> None:
-    supervisor = start_supervisor(worker_count=2, worker_queue_concurrency=2)
+    supervisor = start_quickdapp("workers", worker_count=2, worker_queue_concurrency=2)
     processes = await live_processes(app.queue_manager, 2)
     warm = [await app.queue_manager.submit_job("echo", {"value": n}) for n in range(4)]
     await _all_completed(app, warm, timeout=20)
