@@ -7,6 +7,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -63,7 +64,7 @@ async def test_serve_answers_health_and_ready_and_never_runs_jobs(
             assert ready.status_code == 200 and ready.json()["status"] == "ready"
             made = await client.post(url + "api/jobs", json={"type": "echo", "data": {"value": 1}})
             assert made.status_code == 201
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(1.0)  # time passing is the point: a job-running server would run it
             overview = (await client.get(url + "api/overview")).json()
     # The server enqueued the job; no worker was there to run it, and the server did not.
     assert overview["workers"] == []
@@ -76,18 +77,22 @@ async def test_dev_prints_the_dashboard_url_and_the_page_shows_live_jobs(
     async with running(start_quickdapp, tmp_path, "dev") as (url, _):
         auth = (settings.admin_username, settings.admin_password)
         async with httpx.AsyncClient(auth=auth) as client:
-            for _ in range(200):  # the worker connects beside the server, maybe a little later
-                overview = (await client.get(url + "api/overview")).json()
-                if overview["workers"]:
-                    break
-                await asyncio.sleep(0.05)
+
+            async def with_workers() -> dict[str, Any] | None:
+                overview: dict[str, Any] = (await client.get(url + "api/overview")).json()
+                return overview if overview["workers"] else None
+
+            # The worker process starts beside the server, maybe a good deal later.
+            overview = await eventually(with_workers, START_TIMEOUT, "a live worker on the page")
             assert len(overview["workers"]) == 1
             job_id = await app.queue_manager.submit_job("sleep", {"ms": 1500})
-            for _ in range(100):
-                active = (await client.get(url + "api/jobs", params={"state": "active"})).json()
-                if active["total"]:
-                    break
-                await asyncio.sleep(0.05)
+
+            async def active_jobs() -> dict[str, Any] | None:
+                params = {"state": "active"}
+                active: dict[str, Any] = (await client.get(url + "api/jobs", params=params)).json()
+                return active if active["total"] else None
+
+            active = await eventually(active_jobs, START_TIMEOUT, "an active job on the page")
             assert [job["id"] for job in active["jobs"]] == [job_id]
             await app.queue_manager.wait_until_finished(job_id, 10)
             job = (await client.get(url + f"api/jobs/{job_id}")).json()

@@ -9,6 +9,7 @@ from quickdapp.app.server_app import ServerApp
 from quickdapp.attempts import Attempt, JobExecution, Skip
 from quickdapp.exclusive import ExclusiveLock
 from quickdapp.keys import exclusive_lock_key
+from tests.helpers.waiting import eventually
 
 
 def _attempt(job_id: str, type: str = "t") -> Attempt:
@@ -45,7 +46,7 @@ async def test_lock_is_renewed_while_the_run_outlasts_its_ttl(app: ServerApp) ->
     hook = ExclusiveLock(app.redis, {"slow"}, 300)
     running = _attempt("a", type="slow")
     assert await hook.before(running) is None
-    await asyncio.sleep(1.0)  # more than three times the TTL
+    await asyncio.sleep(1.0)  # time passing is the point: more than three times the TTL
     assert isinstance(await hook.before(_attempt("b", type="slow")), Skip)
     assert 0 < await app.redis.pttl(exclusive_lock_key("slow")) <= 300
     await hook.after(_ended(running))
@@ -59,7 +60,11 @@ async def test_lock_of_a_dead_holder_expires_and_is_not_released_by_others(app: 
     assert isinstance(await hook.before(refused), Skip)
     await hook.after(_ended(refused))
     assert await app.redis.get(exclusive_lock_key("dead")) == "their-token"
-    await asyncio.sleep(0.4)
+
+    async def expired() -> bool:
+        return not await app.redis.exists(exclusive_lock_key("dead"))
+
+    await eventually(expired, 5, "the dead holder's lock to expire")
     held = _attempt("b", type="dead")
     assert await hook.before(held) is None
     await hook.after(_ended(held))

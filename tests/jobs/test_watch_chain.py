@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from web3.contract import AsyncContract
 
 from quickdapp.app.server_app import ServerApp
@@ -27,6 +27,7 @@ from quickdapp.jobs.watch_chain import WATCH_CHAIN, WatchChainData, cursor_key
 from quickdapp.keys import NOTIFICATIONS_CHANNEL
 from tests.helpers.chain import ETHER, Chain, chain_overrides, chain_settings
 from tests.helpers.processes import StartQuickdapp
+from tests.helpers.waiting import eventually
 from tests.helpers.workers import StartWorker
 
 CURSOR = cursor_key(ANVIL_CHAIN_ID)
@@ -69,15 +70,17 @@ async def watch_until_head(app: ServerApp, chain: Chain, from_block: int) -> lis
     raise AssertionError(f"the cursor did not reach block {head}: {results}")
 
 
-async def read_messages(pubsub: Any, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+async def read_messages(pubsub: Any, count: int, timeout: float = 15) -> list[dict[str, Any]]:
     """The next `count` messages published on the subscribed channel."""
     messages: list[dict[str, Any]] = []
-    deadline = asyncio.get_running_loop().time() + timeout
-    while len(messages) < count and asyncio.get_running_loop().time() < deadline:
+
+    async def all_read() -> list[dict[str, Any]] | None:
         message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
         if message is not None:
             messages.append(json.loads(message["data"]))
-    return messages
+        return messages if len(messages) >= count else None
+
+    return await eventually(all_read, timeout, lambda: f"{count} messages, got {messages}")
 
 
 async def notifications(app: ServerApp) -> list[Notification]:
@@ -300,11 +303,6 @@ async def test_watch_chain_outranks_cleanup_audit_log_when_both_wait(
     assert order == ["watchChain"] * 3 + ["cleanupAuditLog"] * 3
 
 
-async def count_notifications(app: ServerApp) -> int:
-    async with app.sessions() as session:
-        return int(await session.scalar(select(func.count()).select_from(Notification)) or 0)
-
-
 async def test_two_worker_processes_with_the_schedule_notify_each_event_once(
     chain_app: ServerApp, chain: Chain, factory: AsyncContract, start_quickdapp: StartQuickdapp
 ) -> None:
@@ -315,7 +313,11 @@ async def test_two_worker_processes_with_the_schedule_notify_each_event_once(
     await add_user(chain_app, bob)
     start = await chain.head() + 1
     processes = [start_quickdapp("worker", base=settings) for _ in range(2)]
-    await wait_for(lambda: _workers(manager), 2, timeout=60)
+
+    async def both_connected() -> bool:
+        return int(await manager.queue.get_workers_count()) >= 2
+
+    await eventually(both_connected, 60, "two worker processes to connect")
     await manager.schedule_cron_job("watchChain", "* * * * * *", {"fromBlock": start}, key="watch-chain")
     expected = 0
     for i in range(4):
@@ -328,9 +330,13 @@ async def test_two_worker_processes_with_the_schedule_notify_each_event_once(
         # Extra runs beside the schedule's, so runs meet on the cursor.
         for _ in range(4):
             await manager.submit_job("watchChain", {"fromBlock": start})
-        await asyncio.sleep(0.4)
+        await asyncio.sleep(0.4)  # time passing is the point: new blocks while runs go on
     head = await chain.head()
-    await wait_for(lambda: _cursor(chain_app), head, timeout=30)
+
+    async def cursor_at_head() -> bool:
+        return int(await get_value(chain_app.sessions, CURSOR) or -1) >= head
+
+    await eventually(cursor_at_head, 60, f"the cursor to reach block {head}")
     await manager.remove_cron_job("watch-chain")
     assert all(process.returncode is None for process in processes), "a worker died"
     # Stopped (their active runs finish first), so every run's audit row is written.
@@ -354,25 +360,6 @@ async def test_two_worker_processes_with_the_schedule_notify_each_event_once(
     assert ranges[0][0] == start and ranges[-1][1] == head
     for (_, end), (next_start, _) in itertools.pairwise(ranges):
         assert next_start == end + 1, f"overlapping or missing blocks: {ranges}"
-
-
-async def _workers(manager: Any) -> int:
-    return int(await manager.queue.get_workers_count())
-
-
-async def _cursor(app: ServerApp) -> int:
-    return int(await get_value(app.sessions, CURSOR) or -1)
-
-
-async def wait_for(read: Any, target: int, timeout: float) -> None:
-    """Poll `read()` until it reaches `target`."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    value = await read()
-    while value < target:
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"waited {timeout}s: got {value}, wanted {target}")
-        await asyncio.sleep(0.1)
-        value = await read()
 
 
 async def test_anvil_stopped_mid_stream_and_restarted_resumes_from_the_cursor(

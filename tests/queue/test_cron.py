@@ -17,6 +17,7 @@ from quickdapp.app.server_app import ServerApp
 from quickdapp.audit.store import get_job_history
 from quickdapp.cli import main
 from quickdapp.config import Settings
+from quickdapp.db.schema import WorkerJob
 from quickdapp.errors import JobValidationError
 from quickdapp.jobs.registry import JobRegistry
 from quickdapp.queue.cron import CronPatternError, validate_cron_pattern
@@ -160,10 +161,14 @@ async def test_removal_stops_future_runs(app: ServerApp, start_worker: StartWork
 
     await eventually(two_runs, 10, "two runs of the schedule")
     assert await manager.remove_cron_job("every-second") is True
-    await asyncio.sleep(0.3)  # a run that had just started may still finish
+
+    async def idle() -> bool:  # a run that had just started may still finish
+        return (await pending_counts(manager))["active"] == 0
+
+    await eventually(idle, 15, "the last run to finish")
     count = len(await runs(app))
 
-    await asyncio.sleep(2.5)
+    await asyncio.sleep(2.5)  # time passing is the point: two more runs would be due by now
 
     assert len(await runs(app)) == count
     assert await pending_counts(manager) == {"waiting": 0, "prioritized": 0, "delayed": 0, "active": 0}
@@ -292,7 +297,7 @@ async def test_every_second_schedule_run_by_two_worker_processes_runs_once_per_s
     await manager.schedule_cron_job("recordRun", "* * * * * *", {}, "every-second")
     await asyncio.sleep(5.2)
     assert await manager.remove_cron_job("every-second")
-    await asyncio.sleep(0.5)  # the last run writes its audit row
+    # SIGTERM lets a run that had started finish, with its audit row.
     for worker in workers:
         worker.terminate()
     codes = [await worker.exited(30) for worker in workers]
@@ -318,18 +323,32 @@ async def test_exclusive_type_never_overlaps_its_previous_run(
     manager = app.queue_manager
     await start_worker(worker_queue_concurrency=3)
     await manager.schedule_cron_job(job_type, "* * * * * *", {"ms": 2500}, "slow")
-    await asyncio.sleep(5.5)
+
+    async def outcome() -> tuple[list[dict[str, Any]], int, list[WorkerJob], list[WorkerJob]]:
+        """The runs in start order, how many began before the previous one ended, the audit
+        rows, and those of skipped runs."""
+        executed = sorted(await runs(app), key=lambda run: run["began"])
+        overlaps = sum(b["began"] < a["ended"] for a, b in itertools.pairwise(executed))
+        rows = (await get_job_history(app.sessions, type=job_type, limit=100)).items
+        skipped = [row for row in rows if isinstance(row.result, dict) and row.result.get("skipped")]
+        return executed, overlaps, rows, skipped
+
+    async def runs_met() -> bool:
+        """Enough runs that met a previous one still going (however slow the machine)."""
+        executed, overlaps, _, skipped = await outcome()
+        if job_type == "exclusiveRecordRun":
+            return len(executed) >= 2 and len(skipped) >= 2
+        return overlaps >= 2
+
+    await eventually(runs_met, 45, "runs that meet a previous one still going", interval=0.25)
     await manager.remove_cron_job("slow")
 
     async def idle() -> bool:
         return (await pending_counts(manager))["active"] == 0
 
-    await eventually(idle, 10, "the last runs to finish")
+    await eventually(idle, 15, "the last runs to finish")
 
-    executed = sorted(await runs(app), key=lambda run: run["began"])
-    overlaps = sum(later["began"] < earlier["ended"] for earlier, later in itertools.pairwise(executed))
-    rows = (await get_job_history(app.sessions, type=job_type, limit=100)).items
-    skipped = [row for row in rows if isinstance(row.result, dict) and row.result.get("skipped")]
+    executed, overlaps, rows, skipped = await outcome()
     assert all(row.status == "completed" for row in rows)
     if job_type == "exclusiveRecordRun":
         assert overlaps == 0, executed

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import httpx
@@ -13,6 +12,7 @@ from quickdapp.config import Settings
 from quickdapp.metrics import mark_process_dead, prepare_metrics_dir
 from quickdapp.web.app import create_app
 from tests.helpers.processes import QuickdappProcess, StartQuickdapp
+from tests.helpers.waiting import eventually
 
 WORKER_START_TIMEOUT = 30
 
@@ -29,10 +29,10 @@ def _start_worker(start_quickdapp: StartQuickdapp, metrics_dir: Path) -> Quickda
 
 
 async def _wait_for_workers(app: ServerApp, count: int) -> None:
-    deadline = asyncio.get_running_loop().time() + WORKER_START_TIMEOUT
-    while len(await app.queue_manager.inspect.live_workers()) < count:
-        assert asyncio.get_running_loop().time() < deadline, "workers did not connect"
-        await asyncio.sleep(0.1)
+    async def connected() -> bool:
+        return len(await app.queue_manager.inspect.live_workers()) >= count
+
+    await eventually(connected, WORKER_START_TIMEOUT, f"{count} workers to connect")
 
 
 async def _scrape(settings: Settings, app: ServerApp, metrics_dir: Path) -> dict[str, float]:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from quickdapp.app.server_app import ServerApp
 from quickdapp.audit.store import get_job_history
-from tests.helpers.workers import StartWorker
+from tests.helpers.workers import StartWorker, idle_on_redis
 
 
 async def test_submitted_job_is_processed_and_returns_its_result(
@@ -45,7 +44,7 @@ async def test_delayed_jobs_start_within_150_ms_of_their_due_time(
     app: ServerApp, start_worker: StartWorker
 ) -> None:
     await start_worker(worker_queue_concurrency=5)
-    await asyncio.sleep(0.3)  # the worker is idle and blocking on Redis when the jobs arrive
+    await idle_on_redis(app.redis, 1)  # the jobs arrive while the worker waits for them
     delays = [300, 700, 1200, 1900]
     ids = [await app.queue_manager.submit_job("echo", {}, delay=d) for d in delays]
     for job_id in ids:

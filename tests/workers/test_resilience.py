@@ -193,7 +193,7 @@ async def test_workers_ride_out_a_redis_restart_and_run_the_waiting_jobs(
     try:
         redis_manager.stop()
         began = time.monotonic()
-        await asyncio.sleep(4)
+        await asyncio.sleep(4)  # time passing is the point: an outage of some seconds
     finally:
         redis_manager.start()
     down_for = time.monotonic() - began

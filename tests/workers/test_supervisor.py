@@ -14,7 +14,7 @@ from quickdapp.audit.store import get_job_history
 from quickdapp.workers.heartbeat import HEARTBEAT_TTL
 from tests.helpers.processes import StartQuickdapp, alive, run_quickdapp
 from tests.helpers.waiting import eventually
-from tests.helpers.workers import live_processes
+from tests.helpers.workers import idle_on_redis, live_processes
 
 
 async def _completed_rows(app: ServerApp, job_ids: list[str], timeout: float) -> dict[str, list[dict]]:
@@ -38,7 +38,7 @@ async def test_two_processes_of_five_run_ten_jobs_in_the_time_of_one(
 ) -> None:
     start_quickdapp("workers", worker_count=2, worker_queue_concurrency=5)
     await live_processes(app.queue_manager, 2)
-    await asyncio.sleep(0.5)  # both idle, blocking on Redis
+    await idle_on_redis(app.redis, 2)
 
     ids = [await app.queue_manager.submit_job("pidSleep", {"ms": 2000}) for _ in range(10)]
     rows = await _completed_rows(app, ids, timeout=30)
@@ -164,7 +164,11 @@ async def test_a_second_signal_kills_the_worker_processes_at_once(
 
     await eventually(busy, 15, "the job to start")
     supervisor.terminate()
-    await asyncio.sleep(0.5)
+
+    async def first_signal_handled() -> bool:
+        return "SIGTERM received: stopping the worker processes" in supervisor.log()
+
+    await eventually(first_signal_handled, 15, "the supervisor to take the first signal")
     began = time.monotonic()
     supervisor.send_signal(signal.SIGINT)
     code = await supervisor.exited(10)
