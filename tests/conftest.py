@@ -64,6 +64,14 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A migrated SQLite database of this test (the development default)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'dev' / 'quickdapp.sqlite3'}"
+    upgrade(url)  # also creates the folder, as `quickdapp dev` does on a fresh checkout
+    return url
+
+
+@pytest.fixture
 def settings(base_settings: Settings, database_url: str, redis_manager: RedisManager) -> Settings:
     return base_settings.model_copy(update={"database_url": database_url})
 

@@ -1,20 +1,28 @@
-"""`quickdapp serve` and `quickdapp dev` as a user runs them: real processes on a real port."""
+"""The `quickdapp` command as a user runs it: serve, dev (with anvil), the schedule commands."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from quickdapp.app.server_app import ServerApp
+from quickdapp.chain.multicall3 import code_hash, multicall3
+from quickdapp.cli import main
 from quickdapp.config import Settings
-from quickdapp.devtools.anvil import free_port
-from tests.helpers.processes import QuickdappProcess, StartQuickdapp
+from quickdapp.db.key_values import get_value
+from quickdapp.devtools.anvil import ANVIL_CHAIN_ID, free_port, rpc_chain_id
+from quickdapp.jobs.watch_chain import cursor_key
+from tests.helpers.chain import Chain, chain_settings
+from tests.helpers.processes import QuickdappProcess, StartQuickdapp, settings_variables
 from tests.helpers.waiting import eventually, listening
 
 START_TIMEOUT = 30
@@ -97,3 +105,61 @@ async def test_dev_prints_the_dashboard_url_and_the_page_shows_live_jobs(
             await app.queue_manager.wait_until_finished(job_id, 10)
             job = (await client.get(url + f"api/jobs/{job_id}")).json()
     assert job["state"] == "completed" and job["return_value"] == {"slept_ms": 1500}
+
+
+async def test_quickdapp_dev_starts_anvil_deploys_multicall3_and_watches(
+    settings: Settings, start_quickdapp: StartQuickdapp, tmp_path: Path
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    configured = chain_settings(settings, url)
+    # Its .data/ (anvil state) goes into tmp_path.
+    dev = start_quickdapp("dev", base=configured, cwd=tmp_path)
+    chain = Chain.connect(url)
+    app = await ServerApp.create(configured, None)
+    try:
+
+        async def deployed() -> bool:
+            if rpc_chain_id(url) is None:
+                return False
+            code = bytes(await chain.w3.eth.get_code(multicall3().address))
+            return bool(code) and code_hash(code) == multicall3().runtime_code_hash
+
+        async def cursor() -> str | None:
+            return await get_value(app.sessions, cursor_key(ANVIL_CHAIN_ID))
+
+        await eventually(deployed, 60, lambda: f"Multicall3 to be deployed; log:\n{dev.log()[-3000:]}")
+        await eventually(cursor, 60, lambda: f"watchChain to run; log:\n{dev.log()[-3000:]}")
+    finally:
+        await app.close()
+        await chain.close()
+        dev.send_signal(signal.SIGINT)
+        await dev.exited(30)
+    assert rpc_chain_id(url) is None, "quickdapp dev stopped the anvil it started"
+
+
+def test_cli_schedule_list_and_unschedule(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env_file = tmp_path / "cli.env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in settings_variables(settings).items()))
+    cli = ["--env-file", str(env_file)]
+
+    assert main([*cli, "schedule", "cleanupAuditLog", "0 25 * * *", '{"retentionDays": 9}']) == 2
+    assert "hour field '25'" in capsys.readouterr().err
+    assert (
+        main([*cli, "schedule", "cleanupAuditLog", "0 4 * * *", '{"retentionDays": 9}', "--key", "c"])
+        == 0
+    )
+    assert "scheduled cleanupAuditLog as 'c'" in capsys.readouterr().out
+
+    assert main([*cli, "schedules"]) == 0
+    header, line = capsys.readouterr().out.splitlines()
+    assert header.split()[:4] == ["KEY", "TYPE", "PATTERN", "TZ"]
+    assert line.split()[:4] == ["c", "cleanupAuditLog", "0", "4"]
+    assert line.endswith('04:00:00  {"retentionDays":9,"batchSize":1000}')
+
+    assert main([*cli, "unschedule", "c"]) == 0
+    assert main([*cli, "unschedule", "c"]) == 1
+    assert "no schedule 'c'" in capsys.readouterr().err
+    assert main([*cli, "schedules", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import event
 
 from quickdapp.app.server_app import ServerApp
-from quickdapp.attempts import JobExecution
 from quickdapp.audit.store import get_job_history
 from quickdapp.audit.writer import AuditWriter
-
-
-def _execution(job_id: str, result: Any = None) -> JobExecution:
-    now = datetime.now(UTC)
-    return JobExecution(job_id, 1, "echo", None, {}, "completed", now, now, result=result)
+from tests.helpers.audit import execution
 
 
 async def test_rows_arriving_together_share_commits_and_all_are_stored(app: ServerApp) -> None:
@@ -28,7 +22,7 @@ async def test_rows_arriving_together_share_commits_and_all_are_stored(app: Serv
 
     event.listen(app.engine.sync_engine, "commit", count)
     writer = AuditWriter(app.sessions)
-    await asyncio.gather(*(writer.record(_execution(f"j{i}")) for i in range(50)))
+    await asyncio.gather(*(writer.record(execution(f"j{i}")) for i in range(50)))
     event.remove(app.engine.sync_engine, "commit", count)
 
     assert (await get_job_history(app.sessions, limit=100)).total == 50
@@ -38,7 +32,7 @@ async def test_rows_arriving_together_share_commits_and_all_are_stored(app: Serv
 async def test_a_bad_row_fails_alone_and_the_others_are_stored(app: ServerApp) -> None:
     writer = AuditWriter(app.sessions)
     outcomes = await asyncio.gather(
-        *(writer.record(_execution(f"j{i}", result=object() if i == 3 else i)) for i in range(6)),
+        *(writer.record(execution(f"j{i}", result=object() if i == 3 else i)) for i in range(6)),
         return_exceptions=True,
     )
 

@@ -1,4 +1,4 @@
-"""watchChain and deployMulticall3 against a real anvil chain."""
+"""watchChain against a real anvil chain: notifications once, block ranges, outages, two processes."""
 
 from __future__ import annotations
 
