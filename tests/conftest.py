@@ -116,16 +116,16 @@ async def app(settings: Settings, registry: JobRegistry) -> AsyncIterator[Server
 @pytest.fixture
 async def start_worker(settings: Settings, registry: JobRegistry) -> AsyncIterator[StartWorker]:
     """Start in-process workers (the code `quickdapp worker` runs); all are closed after the test."""
-    running: list[tuple[asyncio.Event, asyncio.Task[None], ServerApp]] = []
+    running: list[tuple[asyncio.Event, asyncio.Task[bool], ServerApp]] = []
 
     async def start(**overrides: Any) -> ServerApp:
         worker_app = await ServerApp.create(settings.model_copy(update=overrides), registry)
         stop, ready = asyncio.Event(), asyncio.Event()
         task = asyncio.create_task(run_worker(worker_app, stop, ready=ready))
         running.append((stop, task, worker_app))
-        await asyncio.wait(
-            {task, asyncio.create_task(ready.wait())}, return_when=asyncio.FIRST_COMPLETED
-        )
+        started = asyncio.create_task(ready.wait())
+        await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
+        started.cancel()
         if task.done():
             task.result()  # it failed to start: say why
         return worker_app

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from eth_utils.address import to_checksum_address
 
 from quickdapp.app.server_app import ServerApp
 from quickdapp.chain.multicall3 import code_hash, multicall3
@@ -121,7 +122,7 @@ async def test_quickdapp_dev_starts_anvil_deploys_multicall3_and_watches(
         async def deployed() -> bool:
             if rpc_chain_id(url) is None:
                 return False
-            code = bytes(await chain.w3.eth.get_code(multicall3().address))
+            code = bytes(await chain.w3.eth.get_code(to_checksum_address(multicall3().address)))
             return bool(code) and code_hash(code) == multicall3().runtime_code_hash
 
         async def cursor() -> str | None:

@@ -119,6 +119,6 @@ async def test_exclusive_type_never_overlaps_its_previous_run(
         assert len(executed) >= 2
         assert len(skipped) >= 2
         assert len(skipped) + len(executed) == len(rows)
-        assert skipped[0].result["reason"] == "a previous exclusiveRecordRun run is still going"
+        assert (skipped[0].result or {})["reason"] == "a previous exclusiveRecordRun run is still going"
     else:
         assert overlaps >= 2 and skipped == []

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from eth_account import Account
+from eth_utils.address import to_checksum_address
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.contract import AsyncContract
 from web3.logs import DISCARD
@@ -87,7 +88,7 @@ def artifact(name: str) -> dict[str, Any]:
 class Chain:
     """Async web3 on the test's anvil, with the test contracts at hand."""
 
-    w3: AsyncWeb3
+    w3: AsyncWeb3[AsyncHTTPProvider]
 
     @classmethod
     def connect(cls, url: str) -> Chain:
@@ -111,10 +112,13 @@ class Chain:
         contract = self.w3.eth.contract(abi=data["abi"], bytecode=data["bytecode"])
         tx_hash = await contract.constructor(*args).transact({"from": sender})
         receipt = await self.w3.eth.wait_for_transaction_receipt(tx_hash)
-        return self.contract(name, receipt["contractAddress"])
+        address = receipt["contractAddress"]
+        assert address is not None, f"{name} was not deployed: {receipt}"
+        return self.contract(name, address)
 
     def contract(self, name: str, address: str) -> AsyncContract:
-        return self.w3.eth.contract(address=address, abi=artifact(name)["abi"])
+        checksummed = to_checksum_address(address)
+        return self.w3.eth.contract(address=checksummed, abi=artifact(name)["abi"])
 
     async def create_token(
         self, factory: AsyncContract, creator: str, name: str, symbol: str, supply: int

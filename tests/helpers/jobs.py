@@ -54,7 +54,7 @@ RUNS_KEY = "test:runs"
 
 async def recorded_runs(redis: Redis) -> list[dict[str, Any]]:
     """Every execution the recordRun job types made, duplicates included (for the tests)."""
-    return [json.loads(item) for item in await redis.lrange(RUNS_KEY, 0, -1)]  # type: ignore[misc]
+    return [json.loads(item) for item in await redis.lrange(RUNS_KEY, 0, -1)]
 
 
 class RecordData(JobData):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Set
 
 from redis.asyncio import Redis
 
@@ -16,7 +16,7 @@ StartWorker = Callable[..., Awaitable[ServerApp]]
 
 
 async def live_processes(
-    manager: QueueManager, count: int, timeout: float = 60, *, exclude: frozenset[int] = frozenset()
+    manager: QueueManager, count: int, timeout: float = 60, *, exclude: Set[int] = frozenset()
 ) -> list[WorkerProcessInfo]:
     """Wait until `count` worker processes beat (none of them in `exclude`); returns them."""
 

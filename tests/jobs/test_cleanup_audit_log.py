@@ -61,7 +61,7 @@ async def test_never_deletes_rows_of_jobs_still_running_or_waiting_to_retry(
     await add_row(app, running, old)
 
     async def is_active() -> bool:
-        return await manager.queue.getJobState(running) == "active"
+        return await manager.inspect.state(running) == "active"
 
     await eventually(is_active, 10, "the sleep job to start")
     # Its first attempt failed long ago; it waits for its retry.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -20,7 +21,7 @@ from tests.helpers.workers import StartWorker
 
 
 async def _queue_keys(app: ServerApp) -> list[str]:
-    return sorted(await app.redis.keys("bull:jobs:*"))
+    return sorted(str(key) for key in await app.redis.keys("bull:jobs:*"))
 
 
 @pytest.mark.parametrize(
@@ -69,7 +70,7 @@ async def test_unknown_type_is_refused_listing_the_known_ones(app: ServerApp) ->
     ],
 )
 async def test_bad_options_are_refused_and_nothing_is_enqueued(
-    app: ServerApp, options: dict[str, object], problem: str
+    app: ServerApp, options: dict[str, Any], problem: str
 ) -> None:
     with pytest.raises(ValueError, match=problem):
         await app.queue_manager.submit_job("cleanupAuditLog", {"retentionDays": 3}, **options)
@@ -189,8 +190,8 @@ async def test_health_counts_each_state_without_listing_jobs(app: ServerApp) -> 
 
 
 async def test_wait_until_finished_reports_failure_and_unknown_jobs(
-    app: ServerApp, start_worker
-) -> None:  # type: ignore[no-untyped-def]
+    app: ServerApp, start_worker: StartWorker
+) -> None:
     await start_worker()
     job_id = await app.queue_manager.submit_job("flaky", {"failures": 5, "message": "boom"}, attempts=1)
 

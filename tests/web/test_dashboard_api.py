@@ -22,7 +22,7 @@ from tests.web.conftest import API
 
 async def _wait_for_state(app: ServerApp, job_id: str, state: str, timeout: float = 30) -> None:
     async def reached() -> bool:
-        return bool(await app.queue_manager.queue.getJobState(job_id) == state)
+        return await app.queue_manager.inspect.state(job_id) == state
 
     await eventually(reached, timeout, f"job {job_id} to be {state}")
 

@@ -87,7 +87,7 @@ async def test_sigterm_finishes_the_active_job_and_leaves_the_rest_waiting(
     waiting = await manager.submit_job("sleep", {"ms": 10})
 
     async def active() -> bool:
-        return await manager.queue.getJobState(running) == "active"
+        return await manager.inspect.state(running) == "active"
 
     await eventually(active, 15, "the first job to be active")
     worker.terminate()

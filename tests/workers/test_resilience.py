@@ -12,6 +12,7 @@ from datetime import datetime
 from quickdapp.app.server_app import ServerApp
 from quickdapp.audit.store import get_job_history
 from quickdapp.devtools.redis_manager import RedisManager
+from quickdapp.queue.inspection import WorkerProcessInfo
 from quickdapp.workers.stalled import STALLED_REASON
 from tests.helpers.processes import StartQuickdapp
 from tests.helpers.waiting import eventually
@@ -25,17 +26,21 @@ FAST_STALLS = {
 }
 
 
-async def _rows(app: ServerApp) -> dict[str, list[tuple[int, str, str | None]]]:
+Row = tuple[int, str, str | None]
+"""(attempt, status, error) of an audit row."""
+
+
+async def _rows(app: ServerApp) -> dict[str, list[Row]]:
     """(attempt, status, error) of every audit row, per job id, in attempt order."""
     page = await get_job_history(app.sessions, limit=1000)
-    rows: dict[str, list[tuple[int, str, str | None]]] = {}
+    rows: dict[str, list[Row]] = {}
     for row in sorted(page.items, key=lambda row: row.attempt):
         rows.setdefault(row.job_id, []).append((row.attempt, row.status, row.error))
     return rows
 
 
-async def _all_completed(app: ServerApp, job_ids: list[str], timeout: float) -> dict:
-    async def probe() -> dict | None:
+async def _all_completed(app: ServerApp, job_ids: list[str], timeout: float) -> dict[str, list[Row]]:
+    async def probe() -> dict[str, list[Row]] | None:
         rows = await _rows(app)
         done = all(any(status == "completed" for _, status, _ in rows.get(j, [])) for j in job_ids)
         return rows if done else None
@@ -43,7 +48,7 @@ async def _all_completed(app: ServerApp, job_ids: list[str], timeout: float) -> 
     return await eventually(probe, timeout, f"{len(job_ids)} jobs to complete", interval=0.25)
 
 
-def _completed_once(rows: dict, job_ids: list[str]) -> None:
+def _completed_once(rows: dict[str, list[Row]], job_ids: list[str]) -> None:
     for job_id in job_ids:
         completed = [r for r in rows[job_id] if r[1] == "completed"]
         assert len(completed) == 1, f"job {job_id} completed {len(completed)} times: {rows[job_id]}"
@@ -56,7 +61,7 @@ async def test_sigkilled_worker_is_replaced_and_its_jobs_complete_exactly_once(
     first = await live_processes(app.queue_manager, 2)
     ids = [await app.queue_manager.submit_job("sleep", {"ms": 3000}) for _ in range(10)]
 
-    async def victim_busy() -> list | None:
+    async def victim_busy() -> list[WorkerProcessInfo] | None:
         processes = (await app.queue_manager.get_health()).processes
         busy = [p for p in processes if p.jobs_in_progress == 3]
         return busy or None
@@ -91,7 +96,7 @@ async def test_a_job_that_always_crashes_its_process_fails_as_stalled_and_others
     rows = await _all_completed(app, ids, timeout=30)
     _completed_once(rows, ids)
 
-    async def three_rows() -> list | None:
+    async def three_rows() -> list[Row] | None:
         crash_rows = (await _rows(app)).get(crash_id, [])
         return crash_rows if len(crash_rows) >= 3 else None
 
@@ -176,7 +181,7 @@ async def test_control_the_same_work_blocking_the_event_loop_runs_again(
     assert "stalled" in (rows[0][2] or "")
 
 
-async def _stalled_rows(app: ServerApp, job_id: str) -> list | None:
+async def _stalled_rows(app: ServerApp, job_id: str) -> list[Row] | None:
     return [r for r in (await _rows(app)).get(job_id, []) if "stalled" in (r[2] or "")] or None
 
 

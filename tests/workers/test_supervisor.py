@@ -8,21 +8,25 @@ import os
 import signal
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from quickdapp.app.server_app import ServerApp
 from quickdapp.audit.store import get_job_history
+from quickdapp.queue.inspection import WorkerProcessInfo
 from quickdapp.workers.heartbeat import HEARTBEAT_TTL
 from tests.helpers.processes import StartQuickdapp, alive, run_quickdapp
 from tests.helpers.waiting import eventually
 from tests.helpers.workers import idle_on_redis, live_processes
 
 
-async def _completed_rows(app: ServerApp, job_ids: list[str], timeout: float) -> dict[str, list[dict]]:
+async def _completed_rows(
+    app: ServerApp, job_ids: list[str], timeout: float
+) -> dict[str, list[dict[str, Any]]]:
     """Wait until every job has a completed audit row; returns the rows per job id."""
 
-    async def probe() -> dict[str, list[dict]] | None:
+    async def probe() -> dict[str, list[dict[str, Any]]] | None:
         page = await get_job_history(app.sessions, limit=1000)
-        rows: dict[str, list[dict]] = {}
+        rows: dict[str, list[dict[str, Any]]] = {}
         for row in sorted(page.items, key=lambda row: row.attempt):
             rows.setdefault(row.job_id, []).append(
                 {"status": row.status, "attempt": row.attempt, "result": row.result}
@@ -64,7 +68,7 @@ async def test_health_lists_the_live_worker_processes_and_their_jobs(
 
     ids = [await app.queue_manager.submit_job("sleep", {"ms": 6000}) for _ in range(3)]
 
-    async def busy() -> list | None:
+    async def busy() -> list[WorkerProcessInfo] | None:
         processes = (await app.queue_manager.get_health()).processes
         running = sorted(job_id for p in processes for job_id in p.job_ids)
         return processes if running == sorted(ids) else None
@@ -91,7 +95,7 @@ async def test_sigterm_lets_active_jobs_finish_and_exits_0_without_orphans(
     ids = [await app.queue_manager.submit_job("sleep", {"ms": 2500}) for _ in range(4)]
 
     async def all_active() -> bool:
-        return (await app.queue_manager.queue.getJobCounts("active"))["active"] == 4
+        return int((await app.queue_manager.queue.getJobCounts("active"))["active"]) == 4
 
     await eventually(all_active, 15, "4 active jobs")
     began = time.monotonic()
@@ -117,7 +121,7 @@ async def test_jobs_longer_than_the_shutdown_timeout_are_ended_and_run_again_lat
     job_id = await app.queue_manager.submit_job("sleep", {"ms": 4000})
 
     async def active() -> bool:
-        return (await app.queue_manager.queue.getJobCounts("active"))["active"] == 1
+        return int((await app.queue_manager.queue.getJobCounts("active"))["active"]) == 1
 
     await eventually(active, 15, "the job to start")
     supervisor.terminate()
@@ -160,7 +164,7 @@ async def test_a_second_signal_kills_the_worker_processes_at_once(
     await app.queue_manager.submit_job("sleep", {"ms": 30_000})
 
     async def busy() -> bool:
-        return (await app.queue_manager.queue.getJobCounts("active"))["active"] == 1
+        return int((await app.queue_manager.queue.getJobCounts("active"))["active"]) == 1
 
     await eventually(busy, 15, "the job to start")
     supervisor.terminate()
