@@ -154,5 +154,7 @@ def start_quickdapp(settings: Settings, tmp_path: Path) -> Iterator[StartQuickda
         return process
 
     yield start
+    for process in started:  # all at once: each may take its shutdown timeout
+        process.terminate()
     for process in started:
         process.stop()

@@ -13,6 +13,7 @@ from quickdapp.metrics import mark_process_dead, prepare_metrics_dir
 from quickdapp.web.app import create_app
 from tests.helpers.processes import QuickdappProcess, StartQuickdapp
 from tests.helpers.waiting import eventually
+from tests.helpers.workers import idle_on_redis
 
 WORKER_START_TIMEOUT = 30
 
@@ -65,10 +66,13 @@ async def test_counters_from_two_worker_processes_add_up_and_depths_match_health
     metrics_dir = tmp_path / "metrics"
     prepare_metrics_dir(metrics_dir)
     manager = app.queue_manager
-    # All waiting before the workers start, and long enough that neither can take them all.
+    first, second = (_start_worker(start_quickdapp, metrics_dir) for _ in range(2))
+    # Submitted once both wait for work (a process that starts late on a busy machine would find
+    # the queue drained), and long enough that neither can take them all.
+    await _wait_for_workers(app, 2)
+    await idle_on_redis(app.redis, 2)
     ok = [await manager.submit_job("sleep", {"ms": 200}) for _ in range(24)]
     bad = [await manager.submit_job("flaky", {"failures": 1}, attempts=1) for _ in range(6)]
-    first, second = (_start_worker(start_quickdapp, metrics_dir) for _ in range(2))
     for job_id in ok + bad:
         await manager.wait_until_finished(job_id, 30)
     # Left in the queue for the depth gauges: two delayed jobs, and a paused queue.

@@ -60,13 +60,18 @@ async def test_health_lists_the_live_worker_processes_and_their_jobs(
     app: ServerApp, start_quickdapp: StartQuickdapp
 ) -> None:
     began = datetime.now(UTC)
-    supervisor = start_quickdapp("workers", worker_count=2, worker_queue_concurrency=2)
+    # The jobs must still run when the `quickdapp health` process, started later, reads the
+    # heartbeats: on a busy machine its start alone can take seconds. They are ended 1 s into
+    # the teardown.
+    supervisor = start_quickdapp(
+        "workers", worker_count=2, worker_queue_concurrency=2, worker_shutdown_timeout=1
+    )
     processes = await live_processes(app.queue_manager, 2)
     assert all(p.started_at >= began.replace(microsecond=0) for p in processes)
     assert all(p.concurrency == 2 and p.jobs_in_progress == 0 for p in processes)
     assert all(alive(p.pid) and p.pid != supervisor.pid for p in processes)
 
-    ids = [await app.queue_manager.submit_job("sleep", {"ms": 6000}) for _ in range(3)]
+    ids = [await app.queue_manager.submit_job("sleep", {"ms": 120_000}) for _ in range(3)]
 
     async def busy() -> list[WorkerProcessInfo] | None:
         processes = (await app.queue_manager.get_health()).processes
