@@ -17,7 +17,7 @@ from tests.helpers.jobs import recorded_runs
 from tests.helpers.processes import StartQuickdapp
 from tests.helpers.queue import pending_counts
 from tests.helpers.waiting import eventually
-from tests.helpers.workers import StartWorker
+from tests.helpers.workers import StartWorker, idle_on_redis
 
 
 async def _queue_keys(app: ServerApp) -> list[str]:
@@ -314,10 +314,7 @@ async def test_every_second_schedule_run_by_two_worker_processes_runs_once_per_s
     manager = app.queue_manager
     workers = [start_quickdapp("worker", worker_queue_concurrency=2) for _ in range(2)]
 
-    async def both_connected() -> bool:
-        return int(await manager.queue.get_workers_count()) >= 2
-
-    await eventually(both_connected, 60, "two worker processes to connect")
+    await idle_on_redis(app.redis, 2, timeout=60)  # both started, waiting for work
     await manager.schedule_cron_job("recordRun", "* * * * * *", {}, "every-second")
     await asyncio.sleep(5.2)
     assert await manager.remove_cron_job("every-second")

@@ -59,14 +59,18 @@ async def test_sigkilled_worker_is_replaced_and_its_jobs_complete_exactly_once(
 ) -> None:
     supervisor = start_quickdapp("workers", worker_count=2, worker_queue_concurrency=3, **FAST_STALLS)
     first = await live_processes(app.queue_manager, 2)
-    ids = [await app.queue_manager.submit_job("sleep", {"ms": 3000}) for _ in range(10)]
+    # Long enough that the jobs a heartbeat (every 2 s) shows are still running when the kill
+    # comes, however slowly that heartbeat is written and read on a busy machine.
+    ids = [await app.queue_manager.submit_job("sleep", {"ms": 6000}) for _ in range(10)]
 
-    async def victim_busy() -> list[WorkerProcessInfo] | None:
-        processes = (await app.queue_manager.get_health()).processes
-        busy = [p for p in processes if p.jobs_in_progress == 3]
-        return busy or None
+    async def victim_busy() -> WorkerProcessInfo | None:
+        for process in (await app.queue_manager.get_health()).processes:
+            states = [await app.queue_manager.inspect.state(job_id) for job_id in process.job_ids]
+            if process.jobs_in_progress == 3 and states == ["active"] * 3:
+                return process
+        return None
 
-    victim = (await eventually(victim_busy, 20, "a worker process holding 3 jobs"))[0]
+    victim = await eventually(victim_busy, 20, "a worker process holding 3 running jobs")
     os.kill(victim.pid, signal.SIGKILL)
 
     rows = await _all_completed(app, ids, timeout=60)
