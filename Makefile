@@ -37,7 +37,7 @@ lint: $(READY)
 
 # Worker throughput: no-op jobs at 1x1, 1x50, 2x50 (processes x concurrency) and 50 ms jobs.
 bench: $(READY)
-	$(BIN)/python bench/throughput.py
+	$(BIN)/python -m bench.throughput
 
 # Installs once, and again only when the dependencies change.
 $(READY): pyproject.toml constraints.txt
@@ -54,7 +54,7 @@ soak: $(READY) $(NODE_READY)
 	  $(BIN)/pytest tests/soak -s -p no:cacheprovider
 
 bench-chain: $(READY) $(NODE_READY)
-	PYTHONPATH=. $(BIN)/python bench/watch_chain_throughput.py --transfers 1000 --rounds 5
+	$(BIN)/python -m bench.watch_chain_throughput --transfers 1000 --rounds 5
 
 # Reinstalls only when package-lock.json changes (or node_modules is gone).
 $(NODE_READY): package.json package-lock.json

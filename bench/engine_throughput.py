@@ -36,10 +36,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.helpers.redis_server
 
-from tests.helpers.redis_server import RedisServer, free_port  # noqa: E402
-
 from quickdapp.broker.connection import Connection  # noqa: E402
 from quickdapp.broker.scripts import QueueScripts  # noqa: E402
+from tests.helpers.redis_server import RedisServer, free_port  # noqa: E402
 
 SYSTEMS = ("engine", "stock", "node")
 RESULTS = ROOT / "bench" / "results" / "engine_throughput.json"

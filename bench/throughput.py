@@ -10,9 +10,11 @@ to drain a queue of jobs that was filled while paused:
 
 Every job writes its audit row, so the audit database is part of what is measured; with
 `--postgres` the rows go to a throwaway PostgreSQL database (on the server the tests use,
-TEST_DATABASE_URL) instead of SQLite.
+TEST_DATABASE_URL) instead of SQLite. The job types are bench/jobs.py's.
 
-    .venv/bin/python bench/throughput.py [--jobs 2000] [--runs 3] [--postgres]
+From the repository's root (the worker processes import bench.jobs from there):
+
+    .venv/bin/python -m bench.throughput [--jobs 2000] [--runs 3] [--postgres]
 """
 
 from __future__ import annotations
@@ -23,20 +25,20 @@ import logging
 import os
 import socket
 import statistics
-import sys
 import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # for tests.helpers.jobs, in this process and (via cwd) the workers
+from bench.services import throwaway_postgres
+from quickdapp.app.server_app import ServerApp
+from quickdapp.config import Settings, load_settings
+from quickdapp.db.migrate import upgrade
+from quickdapp.devtools.redis_manager import RedisManager
+from quickdapp.workers.supervisor import Supervisor
 
-from quickdapp.app.server_app import ServerApp  # noqa: E402
-from quickdapp.config import Settings, load_settings  # noqa: E402
-from quickdapp.db.migrate import upgrade  # noqa: E402
-from quickdapp.devtools.redis_manager import RedisManager  # noqa: E402
-from quickdapp.workers.supervisor import Supervisor  # noqa: E402
+JOB_MODULE = "bench.jobs"
 
 NOOP_SHAPES = [(1, 1), (1, 50), (2, 50)]
 SLEEP_SHAPE = (2, 50)
@@ -50,7 +52,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _drain_time(app: ServerApp, job_type: str, data: dict[str, int], jobs: int) -> float:
+Work = list[tuple[str, dict[str, Any], int]]
+"""(job type, data, jobs) to measure, in turn."""
+
+
+async def _drain_time(app: ServerApp, job_type: str, data: dict[str, Any], jobs: int) -> float:
     """Fill the paused queue with `jobs` jobs, resume it, and time until none is left."""
     queue = app.queue_manager.queue
     await queue.pause()
@@ -65,7 +71,9 @@ async def _drain_time(app: ServerApp, job_type: str, data: dict[str, int], jobs:
         await asyncio.sleep(0.005)
 
 
-async def _shape(settings: Settings, processes: int, concurrency: int, runs: int, work: list) -> list:
+async def _shape(
+    settings: Settings, processes: int, concurrency: int, runs: int, work: Work
+) -> list[list[float]]:
     """Run the supervisor with this shape and measure each (job type, data, jobs) of `work`."""
     shaped = settings.model_copy(
         update={"worker_count": processes, "worker_queue_concurrency": concurrency}
@@ -91,7 +99,7 @@ async def _shape(settings: Settings, processes: int, concurrency: int, runs: int
 
 async def _bench(settings: Settings, jobs: int, runs: int) -> None:
     for processes, concurrency in NOOP_SHAPES:
-        work = [("echo", {}, jobs)]
+        work: Work = [("echo", {}, jobs)]
         if (processes, concurrency) == SLEEP_SHAPE:
             work.append(("sleep", {"ms": SLEEP_MS}, jobs))
         results = await _shape(settings, processes, concurrency, runs, work)
@@ -120,21 +128,17 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true", help="audit rows in PostgreSQL")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    os.chdir(ROOT)  # the worker processes import tests.helpers.jobs from here
     with ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         url = f"redis://127.0.0.1:{_free_port()}/0"
         database_url = f"sqlite+aiosqlite:///{folder / 'audit.sqlite3'}"
         if args.postgres:
-            from tests.helpers.services import postgres_server, throwaway_database
-
-            server = stack.enter_context(postgres_server(folder / "postgres"))
-            database_url = stack.enter_context(throwaway_database(server))
+            database_url = stack.enter_context(throwaway_postgres(folder / "postgres"))
         settings = load_settings(
             None,
             redis_url=url,
             database_url=database_url,
-            job_modules="tests.helpers.jobs",
+            job_modules=JOB_MODULE,
             worker_queue_job_attempts=1,
             log_level="WARNING",
         )

@@ -5,7 +5,7 @@ known users, then runs watchChain through the queue with one in-process worker u
 cursor reaches the head, ROUNDS times (cursor and notifications reset between rounds).
 Prints each round and the median.
 
-    PYTHONPATH=. .venv/bin/python bench/watch_chain_throughput.py --transfers 1000 --rounds 5
+    .venv/bin/python -m bench.watch_chain_throughput --transfers 1000 --rounds 5
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 from sqlalchemy import delete, func, select
-from tests.helpers.chain import ETHER, Chain
-from tests.helpers.services import postgres_server, throwaway_database
 
+from bench.chain import ETHER, Chain
+from bench.services import throwaway_postgres
 from quickdapp.app.server_app import ServerApp
 from quickdapp.config import load_settings
 from quickdapp.db.migrate import upgrade
@@ -31,14 +31,15 @@ from quickdapp.devtools.redis_manager import RedisManager
 from quickdapp.workers.process import run_worker
 
 
-async def make_events(chain: Chain, transfers: int, users: int) -> tuple[list[str], int, int]:
-    """`users` accounts, each with a token from one factory, sending `transfers` in all."""
+async def make_events(chain: Chain, transfers: int, users: int) -> tuple[list[str], int, str, int]:
+    """`users` accounts, each with a token from one factory, sending `transfers` in all; returns
+    the senders, the first block, the factory's address and the head."""
     deployer = await chain.new_account()
-    factory = await chain.deploy("TestTokenFactory", deployer)
+    factory = await chain.deploy_factory(deployer)
     start = await chain.head() + 1
     senders = [await chain.new_account() for _ in range(users)]
     tokens = [
-        (await chain.create_token(factory, sender, f"Token {i}", f"T{i}", 10**9 * ETHER))[0]
+        await chain.create_token(factory, sender, f"Token {i}", f"T{i}", 10**9 * ETHER)
         for i, sender in enumerate(senders)
     ]
     sink = await chain.new_account()
@@ -48,7 +49,7 @@ async def make_events(chain: Chain, transfers: int, users: int) -> tuple[list[st
         last = await token.functions.transfer(sink, ETHER + i).transact({"from": sender})
     if last is not None:
         await chain.w3.eth.wait_for_transaction_receipt(last)
-    return senders, start, str(factory.address), await chain.head()  # type: ignore[return-value]
+    return senders, start, str(factory.address), await chain.head()
 
 
 async def one_round(app: ServerApp, start: int, head: int) -> tuple[float, int, int]:
@@ -71,7 +72,7 @@ async def one_round(app: ServerApp, start: int, head: int) -> tuple[float, int, 
 
 
 async def bench(args: argparse.Namespace, database_url: str, redis_url: str, rpc_url: str) -> None:
-    chain = Chain.connect(rpc_url)
+    chain = Chain(rpc_url)
     try:
         made = time.perf_counter()
         senders, start, factory, head = await make_events(chain, args.transfers, args.users)
@@ -129,7 +130,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        with postgres_server(work / "pg") as server_url, throwaway_database(server_url) as db_url:
+        with throwaway_postgres(work / "pg") as db_url:
             upgrade(db_url)
             redis_url = f"redis://127.0.0.1:{free_port()}/0"
             rpc_url = f"http://127.0.0.1:{free_port()}"

@@ -6,7 +6,7 @@ Every test starts from an empty queue and empty tables.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +21,13 @@ from quickdapp.db.schema import Base
 from quickdapp.devtools.redis_manager import RedisManager, RedisUnavailableError
 from quickdapp.jobs.registry import JobRegistry, default_registry
 from quickdapp.workers.process import run_worker
+from tests.helpers.paths import ROOT
+from tests.helpers.processes import QuickdappProcess, StartQuickdapp
 from tests.helpers.services import postgres_server, throwaway_database
-from tests.helpers.supervisor import SupervisorProcess
+from tests.helpers.workers import StartWorker
 
-ROOT = Path(__file__).resolve().parent.parent
 TEST_JOB_MODULE = "tests.helpers.jobs"
+pytest_plugins = ["tests.helpers.chain"]
 
 
 @pytest.fixture(scope="session")
@@ -62,6 +64,14 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A migrated SQLite database of this test (the development default)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'dev' / 'quickdapp.sqlite3'}"
+    upgrade(url)  # also creates the folder, as `quickdapp dev` does on a fresh checkout
+    return url
+
+
+@pytest.fixture
 def settings(base_settings: Settings, database_url: str, redis_manager: RedisManager) -> Settings:
     return base_settings.model_copy(update={"database_url": database_url})
 
@@ -74,7 +84,7 @@ def _clean_state(request: pytest.FixtureRequest) -> None:
     settings: Settings = request.getfixturevalue("settings")
     client = redis.Redis.from_url(settings.redis_url)
     try:
-        client.flushdb()
+        client.flushdb()  # Redis keeps its default hz 10: delayed jobs must not depend on it
     finally:
         client.close()
     tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
@@ -103,22 +113,19 @@ async def app(settings: Settings, registry: JobRegistry) -> AsyncIterator[Server
         await server_app.close()
 
 
-StartWorker = Callable[..., Awaitable[ServerApp]]
-
-
 @pytest.fixture
 async def start_worker(settings: Settings, registry: JobRegistry) -> AsyncIterator[StartWorker]:
     """Start in-process workers (the code `quickdapp worker` runs); all are closed after the test."""
-    running: list[tuple[asyncio.Event, asyncio.Task[None], ServerApp]] = []
+    running: list[tuple[asyncio.Event, asyncio.Task[bool], ServerApp]] = []
 
     async def start(**overrides: Any) -> ServerApp:
         worker_app = await ServerApp.create(settings.model_copy(update=overrides), registry)
         stop, ready = asyncio.Event(), asyncio.Event()
         task = asyncio.create_task(run_worker(worker_app, stop, ready=ready))
         running.append((stop, task, worker_app))
-        await asyncio.wait(
-            {task, asyncio.create_task(ready.wait())}, return_when=asyncio.FIRST_COMPLETED
-        )
+        started = asyncio.create_task(ready.wait())
+        await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
+        started.cancel()
         if task.done():
             task.result()  # it failed to start: say why
         return worker_app
@@ -130,23 +137,24 @@ async def start_worker(settings: Settings, registry: JobRegistry) -> AsyncIterat
         await worker_app.close()
 
 
-pytest_plugins = ["tests.helpers.chain"]
-
-
-StartSupervisor = Callable[..., SupervisorProcess]
-
-
 @pytest.fixture
-def start_supervisor(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., SupervisorProcess]]:
-    """Start `quickdapp workers` as a real process with the test's settings (plus overrides)."""
-    started: list[SupervisorProcess] = []
+def start_quickdapp(settings: Settings, tmp_path: Path) -> Iterator[StartQuickdapp]:
+    """Start `quickdapp ARGS...` (worker, workers, serve, dev) as real processes with the test's
+    settings, or `base` settings, plus `overrides` (field names); all are stopped after the test.
+    Logs in the test's tmp_path, named after the command."""
+    started: list[QuickdappProcess] = []
 
-    def start(**overrides: Any) -> SupervisorProcess:
-        log = tmp_path / f"supervisor-{len(started) + 1}.log"
-        supervisor = SupervisorProcess(settings.model_copy(update=overrides), log)
-        started.append(supervisor)
-        return supervisor
+    def start(
+        *args: str, base: Settings | None = None, cwd: Path = ROOT, **overrides: Any
+    ) -> QuickdappProcess:
+        chosen = (base or settings).model_copy(update=overrides)
+        log = tmp_path / f"{args[0]}-{len(started) + 1}.log"
+        process = QuickdappProcess(chosen, *args, log_path=log, cwd=cwd)
+        started.append(process)
+        return process
 
     yield start
-    for supervisor in started:
-        supervisor.stop()
+    for process in started:  # all at once: each may take its shutdown timeout
+        process.terminate()
+    for process in started:
+        process.stop()

@@ -1,18 +1,16 @@
-"""Settings: defaults, `cpus`, and start-up errors that name the variable."""
+"""Settings: defaults, `cpus`, the chain settings, and start-up errors that name the variable."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from quickdapp.config import load_settings
 from quickdapp.errors import SettingsError
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers.paths import ROOT
+from tests.helpers.processes import run_quickdapp
 
 
 def test_test_settings_are_what_the_harness_expects() -> None:
@@ -55,15 +53,26 @@ def test_an_invalid_value_names_the_variable_and_what_it_accepts(
     assert str(error.value).count(variable.upper() + "=") == 1
 
 
-def test_the_cli_refuses_to_start_on_a_bad_value(tmp_path: Path) -> None:
-    env = {**os.environ, "WORKER_QUEUE_JOB_ATTEMPTS": "three"}
-    done = subprocess.run(
-        [sys.executable, "-m", "quickdapp.cli", "--env-file", str(tmp_path / "none"), "health"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-    )
+def test_the_cli_refuses_to_start_on_a_bad_value() -> None:
+    done = run_quickdapp(None, "health", extra_env={"WORKER_QUEUE_JOB_ATTEMPTS": "three"})
     assert done.returncode == 2
     assert "WORKER_QUEUE_JOB_ATTEMPTS='three': expected a positive integer" in done.stderr
+
+
+def test_chain_settings_are_optional_and_validated(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    settings = load_settings(empty)
+    assert not settings.chain_configured
+    assert (settings.chain_confirmations, settings.chain_max_block_range) == (0, 500)
+    assert load_settings(empty, chain_rpc_url="http://127.0.0.1:8545").chain_configured
+    assert not load_settings(empty, chain_rpc_url="").chain_configured
+
+    with pytest.raises(SettingsError, match="CHAIN_RPC_URL"):
+        load_settings(empty, chain_rpc_url="127.0.0.1:8545")
+    with pytest.raises(SettingsError, match="CHAIN_MAX_BLOCK_RANGE"):
+        load_settings(empty, chain_max_block_range=0)
+    secret = "0x" + "ab" * 31  # one byte short
+    with pytest.raises(SettingsError, match="SERVER_WALLET_PRIVATE_KEY") as caught:
+        load_settings(empty, server_wallet_private_key=secret)
+    assert secret not in str(caught.value), "a private key must never be echoed"

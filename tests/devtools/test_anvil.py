@@ -1,4 +1,4 @@
-"""The chain's dev tools: AnvilManager, the chain settings and the compiled test contracts."""
+"""The dev tools for the chain: AnvilManager, dev_anvil, and the compiled test contracts."""
 
 from __future__ import annotations
 
@@ -8,12 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from quickdapp.config import load_settings
-from quickdapp.devtools.anvil import ANVIL_CHAIN_ID, AnvilManager, AnvilUnavailableError, rpc_chain_id
-from quickdapp.errors import SettingsError
-from tests.helpers.chain import start_anvil
-
-ROOT = Path(__file__).resolve().parents[2]
+from quickdapp.config import Settings
+from quickdapp.devtools.anvil import (
+    ANVIL_CHAIN_ID,
+    AnvilManager,
+    AnvilUnavailableError,
+    dev_anvil,
+    free_port,
+    rpc_chain_id,
+)
+from tests.helpers.chain import chain_settings, start_anvil
+from tests.helpers.paths import ROOT
 
 
 def test_anvil_manager_starts_answers_and_stops_only_its_own(tmp_path: Path) -> None:
@@ -39,25 +44,6 @@ def test_anvil_manager_refuses_to_start_a_node_for_a_remote_url() -> None:
         AnvilManager("http://192.0.2.1:8545").start(timeout=1)
 
 
-def test_chain_settings_are_optional_and_validated(tmp_path: Path) -> None:
-    empty = tmp_path / "empty.env"
-    empty.write_text("")
-    settings = load_settings(empty)
-    assert not settings.chain_configured
-    assert (settings.chain_confirmations, settings.chain_max_block_range) == (0, 500)
-    assert load_settings(empty, chain_rpc_url="http://127.0.0.1:8545").chain_configured
-    assert not load_settings(empty, chain_rpc_url="").chain_configured
-
-    with pytest.raises(SettingsError, match="CHAIN_RPC_URL"):
-        load_settings(empty, chain_rpc_url="127.0.0.1:8545")
-    with pytest.raises(SettingsError, match="CHAIN_MAX_BLOCK_RANGE"):
-        load_settings(empty, chain_max_block_range=0)
-    secret = "0x" + "ab" * 31  # one byte short
-    with pytest.raises(SettingsError, match="SERVER_WALLET_PRIVATE_KEY") as caught:
-        load_settings(empty, server_wallet_private_key=secret)
-    assert secret not in str(caught.value), "a private key must never be echoed"
-
-
 def test_committed_contract_artifacts_match_their_sources() -> None:
     if shutil.which("node") is None or not (ROOT / "node_modules" / "solc").exists():
         pytest.fail("node and the npm package solc are needed: run 'npm ci'", pytrace=False)
@@ -69,3 +55,20 @@ def test_committed_contract_artifacts_match_their_sources() -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stderr + result.stdout
+
+
+def test_dev_anvil_starts_a_local_node_only_where_none_answers(
+    settings: Settings, anvil: AnvilManager, tmp_path: Path
+) -> None:
+    with dev_anvil(chain_settings(settings, anvil.url), tmp_path) as reused:
+        assert reused is not None and not reused.started_here
+    assert rpc_chain_id(anvil.url) == ANVIL_CHAIN_ID, "a node it did not start is left alone"
+
+    url = f"http://127.0.0.1:{free_port()}"
+    with dev_anvil(chain_settings(settings, url), tmp_path) as started:
+        assert started is not None and started.started_here
+        assert rpc_chain_id(url) == ANVIL_CHAIN_ID
+    assert rpc_chain_id(url) is None, "stopped on exit"
+
+    with dev_anvil(chain_settings(settings, "https://rpc.example.invalid"), tmp_path) as remote:
+        assert remote is None

@@ -7,18 +7,14 @@ sharing the session's chain never see each other's users.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from eth_account import Account
+from eth_utils.address import to_checksum_address
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.contract import AsyncContract
 from web3.logs import DISCARD
@@ -32,10 +28,9 @@ from quickdapp.devtools.anvil import (
     find_anvil,
     free_port,
 )
-from tests.helpers.processes import settings_env
+from tests.helpers.paths import ROOT
 from tests.helpers.services import unavailable
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 ARTIFACTS = ROOT / "tests" / "contracts" / "artifacts"
 ETHER = 10**18
 
@@ -84,11 +79,6 @@ def chain_overrides(settings: Settings) -> dict[str, Any]:
     return settings.model_dump(include=CHAIN_FIELDS)
 
 
-def chain_env(settings: Settings) -> dict[str, str]:
-    """The environment a `quickdapp` subprocess needs to use the test's services and chain."""
-    return settings_env(settings)
-
-
 def artifact(name: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((ARTIFACTS / f"{name}.json").read_text())
     return data
@@ -98,7 +88,7 @@ def artifact(name: str) -> dict[str, Any]:
 class Chain:
     """Async web3 on the test's anvil, with the test contracts at hand."""
 
-    w3: AsyncWeb3
+    w3: AsyncWeb3[AsyncHTTPProvider]
 
     @classmethod
     def connect(cls, url: str) -> Chain:
@@ -122,10 +112,13 @@ class Chain:
         contract = self.w3.eth.contract(abi=data["abi"], bytecode=data["bytecode"])
         tx_hash = await contract.constructor(*args).transact({"from": sender})
         receipt = await self.w3.eth.wait_for_transaction_receipt(tx_hash)
-        return self.contract(name, receipt["contractAddress"])
+        address = receipt["contractAddress"]
+        assert address is not None, f"{name} was not deployed: {receipt}"
+        return self.contract(name, address)
 
     def contract(self, name: str, address: str) -> AsyncContract:
-        return self.w3.eth.contract(address=address, abi=artifact(name)["abi"])
+        checksummed = to_checksum_address(address)
+        return self.w3.eth.contract(address=checksummed, abi=artifact(name)["abi"])
 
     async def create_token(
         self, factory: AsyncContract, creator: str, name: str, symbol: str, supply: int
@@ -158,43 +151,3 @@ async def chain(anvil: AnvilManager) -> AsyncIterator[Chain]:
 async def factory(chain: Chain) -> AsyncContract:
     """A TestTokenFactory of this test's own."""
     return await chain.deploy("TestTokenFactory", await chain.new_account())
-
-
-@contextmanager
-def worker_processes(
-    settings: Settings, count: int, log_dir: Path
-) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """`count` `quickdapp worker` subprocesses on the test's services; SIGTERMed after."""
-    env = {**os.environ, **chain_env(settings)}
-    processes = []
-    try:
-        for i in range(count):
-            log = (log_dir / f"worker-{i}.log").open("wb")
-            processes.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "quickdapp.cli",
-                        "--env-file",
-                        str(log_dir / "none.env"),
-                        "worker",
-                    ],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-            log.close()
-        yield processes
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()

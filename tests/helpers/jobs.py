@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from pydantic import Field
+from redis.asyncio import Redis
 
 from quickdapp.jobs.types import JobContext, JobData, JobDefinition
 
@@ -49,6 +50,11 @@ async def flaky_job(ctx: JobContext[FlakyData]) -> dict[str, Any]:
 
 
 RUNS_KEY = "test:runs"
+
+
+async def recorded_runs(redis: Redis) -> list[dict[str, Any]]:
+    """Every execution the recordRun job types made, duplicates included (for the tests)."""
+    return [json.loads(item) for item in await redis.lrange(RUNS_KEY, 0, -1)]
 
 
 class RecordData(JobData):

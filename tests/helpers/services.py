@@ -45,9 +45,9 @@ def postgres_server(work_dir: Path) -> Iterator[str]:
         return
     if os.environ.get("CI"):
         pytest.fail(f"no PostgreSQL answers at {url} (TEST_DATABASE_URL)", pytrace=False)
-    import pgserver  # embedded fallback for laptops without PostgreSQL
+    from pgserver.postgres_server import get_server  # embedded fallback without PostgreSQL
 
-    server = pgserver.get_server(work_dir / "pgdata", cleanup_mode="delete")
+    server = get_server(work_dir / "pgdata", cleanup_mode="delete")
     try:
         yield server.get_uri()
     finally:

@@ -11,17 +11,22 @@ T = TypeVar("T")
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T | None]], timeout: float, what: str, interval: float = 0.05
+    probe: Callable[[], Awaitable[T | None]],
+    timeout: float,
+    what: str | Callable[[], str],
+    interval: float = 0.05,
 ) -> T:
     """Await `probe` until it returns something truthy, and return that; fail naming `what`
-    after `timeout` seconds."""
+    after `timeout` seconds. `what` may be a function, called only then (e.g. to show a
+    process's log as it is at the end)."""
     deadline = time.monotonic() + timeout
     while True:
         value = await probe()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            described = what if isinstance(what, str) else what()
+            raise AssertionError(f"timed out after {timeout}s waiting for {described}")
         await asyncio.sleep(interval)
 
 
@@ -37,3 +42,14 @@ async def audit_stored(redis: Any, timeout: float = 10.0) -> None:
         return int(await redis.xlen(AUDIT_STREAM)) == 0
 
     await eventually(empty, timeout, "the audit writer to store every attempt")
+
+
+async def listening(port: int, host: str = "127.0.0.1") -> bool:
+    """True once something accepts TCP connections on `host:port`."""
+    try:
+        _, writer = await asyncio.open_connection(host, port)
+    except OSError:
+        return False
+    writer.close()
+    await writer.wait_closed()
+    return True

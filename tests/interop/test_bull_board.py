@@ -9,12 +9,13 @@ from typing import Any
 import httpx
 
 from quickdapp.app.server_app import ServerApp
-from tests.conftest import StartWorker
+from quickdapp.keys import JobState
 from tests.helpers.waiting import eventually
+from tests.helpers.workers import StartWorker
 from tests.interop.audit import all_rows
 
 # The states both dashboards count (Bull Board adds waiting-children, which we never use).
-STATES = ("waiting", "prioritized", "active", "delayed", "completed", "failed")
+STATES: tuple[JobState, ...] = ("waiting", "prioritized", "active", "delayed", "completed", "failed")
 JOBS = "/api/queues/jobs"
 
 

@@ -13,7 +13,7 @@ import pytest
 from quickdapp.app.server_app import ServerApp
 from quickdapp.cli import main
 from quickdapp.config import Settings
-from tests.helpers.processes import settings_env
+from tests.helpers.processes import settings_variables
 from tests.interop.dashboard import overview
 from tests.interop.node_side import NodeOps
 
@@ -22,7 +22,7 @@ from tests.interop.node_side import NodeOps
 def cli(settings: Settings, tmp_path: Path) -> list[str]:
     """`quickdapp` arguments that point it at the test's services."""
     env_file = tmp_path / "cli.env"
-    env_file.write_text("".join(f"{k}={v}\n" for k, v in settings_env(settings).items()))
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in settings_variables(settings).items()))
     return ["--env-file", str(env_file)]
 
 

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from quickdapp.app.server_app import ServerApp
-from tests.conftest import StartWorker
+from tests.helpers.workers import StartWorker
 from tests.interop.audit import audit_rows
 from tests.interop.node_side import NodeOps
 

@@ -7,15 +7,14 @@ import asyncio
 import json
 import os
 import socket
-from pathlib import Path
 
 from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings
-from tests.conftest import StartWorker
+from tests.helpers.processes import quickdapp_command, quickdapp_env
 from tests.helpers.waiting import eventually
+from tests.helpers.workers import StartWorker
 from tests.interop.conftest import StartNodeWorker
 from tests.interop.dashboard import overview
-from tests.web.processes import process_env, quickdapp_command
 
 NO_WORKER = "no worker is connected to the queue: jobs will wait"
 
@@ -53,14 +52,14 @@ async def test_health_and_dashboard_count_node_workers_beside_ours(
 
 
 async def test_quickdapp_health_counts_a_node_worker_alone(
-    settings: Settings, start_node_worker: StartNodeWorker, tmp_path: Path
+    settings: Settings, start_node_worker: StartNodeWorker
 ) -> None:
     await start_node_worker("node-alone").ready()
 
     health = await asyncio.create_subprocess_exec(
-        *quickdapp_command(tmp_path / "cli.env", "health"),
+        *quickdapp_command("health"),
         stdout=asyncio.subprocess.PIPE,
-        env=process_env(settings),
+        env=quickdapp_env(settings),
     )
     out, _ = await asyncio.wait_for(health.communicate(), 30)
 

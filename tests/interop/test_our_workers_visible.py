@@ -15,7 +15,7 @@ import httpx
 
 from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings
-from tests.conftest import StartWorker
+from tests.helpers.workers import StartWorker
 from tests.interop.dashboard import overview
 from tests.interop.node_side import NodeOps
 

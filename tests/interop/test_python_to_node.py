@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from pathlib import Path
 
 from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings
+from tests.helpers.processes import quickdapp_command, quickdapp_env
 from tests.interop.conftest import StartNodeWorker
 from tests.interop.node_side import NodeOps
-from tests.web.processes import process_env, quickdapp_command
 
 
 async def test_node_worker_runs_our_jobs_in_priority_order_with_our_options(
@@ -47,16 +46,14 @@ async def test_node_worker_runs_our_jobs_in_priority_order_with_our_options(
 
 
 async def test_node_worker_waits_out_the_delay_of_a_job_from_quickdapp_submit(
-    settings: Settings, start_node_worker: StartNodeWorker, node_ops: NodeOps, tmp_path: Path
+    settings: Settings, start_node_worker: StartNodeWorker, node_ops: NodeOps
 ) -> None:
     worker = start_node_worker()
     await worker.ready()
     submit = await asyncio.create_subprocess_exec(
-        *quickdapp_command(
-            tmp_path / "cli.env", "submit", "echo", '{"value": "later"}', "--delay", "1200"
-        ),
+        *quickdapp_command("submit", "echo", '{"value": "later"}', "--delay", "1200"),
         stdout=asyncio.subprocess.PIPE,
-        env=process_env(settings),
+        env=quickdapp_env(settings),
     )
     out, _ = await asyncio.wait_for(submit.communicate(), 30)
     assert submit.returncode == 0

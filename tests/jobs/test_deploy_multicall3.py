@@ -7,15 +7,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eth_abi import decode as abi_decode
+from eth_abi.abi import decode as abi_decode
+from eth_utils.address import to_checksum_address
 
 from quickdapp.app.server_app import ServerApp
 from quickdapp.chain.multicall3 import AGGREGATE3_ABI, code_hash, multicall3
 from quickdapp.config import Settings
 from quickdapp.devtools.anvil import ANVIL_CHAIN_ID, ANVIL_DEV_ACCOUNT_0, AnvilManager
 from quickdapp.jobs.registry import JobRegistry
-from tests.conftest import StartWorker
 from tests.helpers.chain import Chain, chain_overrides, chain_settings, start_anvil
+from tests.helpers.workers import StartWorker
+
+WALLET = to_checksum_address(ANVIL_DEV_ACCOUNT_0)  # the server wallet
+MULTICALL3 = to_checksum_address(multicall3().address)
 
 
 @pytest.fixture
@@ -61,8 +65,8 @@ async def test_deploys_on_a_fresh_chain_and_aggregate3_works_through_it(
 ) -> None:
     facts = multicall3()
     w3 = fresh_chain.w3
-    assert await w3.eth.get_code(facts.address) == b""
-    wallet_before = await w3.eth.get_balance(ANVIL_DEV_ACCOUNT_0)
+    assert await w3.eth.get_code(MULTICALL3) == b""
+    wallet_before = await w3.eth.get_balance(WALLET)
 
     outcome = await deploy(deploy_app)
 
@@ -70,12 +74,12 @@ async def test_deploys_on_a_fresh_chain_and_aggregate3_works_through_it(
     result = outcome["returnvalue"]
     assert result["status"] == "deployed"
     assert result["txHash"] == facts.deployment_tx_hash
-    assert code_hash(bytes(await w3.eth.get_code(facts.address))) == facts.runtime_code_hash
-    assert await w3.eth.get_transaction_count(facts.deployer) == 1
-    assert wallet_before - await w3.eth.get_balance(ANVIL_DEV_ACCOUNT_0) >= facts.deployer_funding_wei
+    assert code_hash(bytes(await w3.eth.get_code(MULTICALL3))) == facts.runtime_code_hash
+    assert await w3.eth.get_transaction_count(to_checksum_address(facts.deployer)) == 1
+    assert wallet_before - await w3.eth.get_balance(WALLET) >= facts.deployer_funding_wei
 
     # A real aggregate3 call: two of Multicall3's own views, batched through it.
-    contract = w3.eth.contract(address=facts.address, abi=AGGREGATE3_ABI)
+    contract = w3.eth.contract(address=MULTICALL3, abi=AGGREGATE3_ABI)
     calls = [
         (facts.address, False, contract.encode_abi("getChainId")),
         (facts.address, False, contract.encode_abi("getBlockNumber")),
@@ -93,14 +97,14 @@ async def test_a_second_run_reports_already_deployed_and_changes_nothing(
     assert (await deploy(deploy_app))["state"] == "completed"
     w3 = fresh_chain.w3
     head = await w3.eth.block_number
-    balance = await w3.eth.get_balance(ANVIL_DEV_ACCOUNT_0)
+    balance = await w3.eth.get_balance(WALLET)
 
     outcome = await deploy(deploy_app)
 
     assert outcome["state"] == "completed", outcome
     assert outcome["returnvalue"]["status"] == "already deployed"
     assert await w3.eth.block_number == head, "no transaction was sent"
-    assert await w3.eth.get_balance(ANVIL_DEV_ACCOUNT_0) == balance
+    assert await w3.eth.get_balance(WALLET) == balance
 
 
 async def test_refuses_a_wrong_contract_at_the_address(
@@ -127,7 +131,7 @@ async def test_refuses_when_the_deployer_nonce_is_spent_without_code(
 
     assert outcome["state"] == "failed"
     assert "can no longer happen" in outcome["failedReason"]
-    assert await fresh_chain.w3.eth.get_code(facts.address) == b""
+    assert await fresh_chain.w3.eth.get_code(MULTICALL3) == b""
 
 
 async def test_force_redeploy_is_refused_with_a_reason_and_no_retry(
@@ -139,4 +143,4 @@ async def test_force_redeploy_is_refused_with_a_reason_and_no_retry(
     assert "forceRedeploy cannot be honoured" in outcome["failedReason"]
     job = await deploy_app.queue_manager.queue.getJob(outcome["jobId"])
     assert job.attemptsMade == 1
-    assert await fresh_chain.w3.eth.get_code(multicall3().address) == b""
+    assert await fresh_chain.w3.eth.get_code(MULTICALL3) == b""

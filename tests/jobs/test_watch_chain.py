@@ -1,4 +1,4 @@
-"""watchChain and deployMulticall3 against a real anvil chain."""
+"""watchChain against a real anvil chain: notifications once, block ranges, outages, two processes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from web3.contract import AsyncContract
 
 from quickdapp.app.server_app import ServerApp
@@ -25,9 +25,10 @@ from quickdapp.jobs.registry import JobRegistry
 from quickdapp.jobs.types import JobContext
 from quickdapp.jobs.watch_chain import WATCH_CHAIN, WatchChainData, cursor_key
 from quickdapp.keys import NOTIFICATIONS_CHANNEL
-from tests.conftest import StartWorker
-from tests.helpers.chain import ETHER, Chain, chain_overrides, chain_settings, worker_processes
-from tests.helpers.waiting import audit_stored
+from tests.helpers.chain import ETHER, Chain, chain_overrides, chain_settings
+from tests.helpers.processes import StartQuickdapp
+from tests.helpers.waiting import audit_stored, eventually
+from tests.helpers.workers import StartWorker
 
 CURSOR = cursor_key(ANVIL_CHAIN_ID)
 
@@ -69,15 +70,22 @@ async def watch_until_head(app: ServerApp, chain: Chain, from_block: int) -> lis
     raise AssertionError(f"the cursor did not reach block {head}: {results}")
 
 
-async def read_messages(pubsub: Any, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+async def read_messages(pubsub: Any, count: int, timeout: float = 15) -> list[dict[str, Any]]:
     """The next `count` messages published on the subscribed channel."""
     messages: list[dict[str, Any]] = []
-    deadline = asyncio.get_running_loop().time() + timeout
-    while len(messages) < count and asyncio.get_running_loop().time() < deadline:
+
+    async def all_read() -> list[dict[str, Any]] | None:
         message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
         if message is not None:
             messages.append(json.loads(message["data"]))
-    return messages
+        return messages if len(messages) >= count else None
+
+    return await eventually(all_read, timeout, lambda: f"{count} messages, got {messages}")
+
+
+def kinds(rows: list[Notification]) -> list[str]:
+    """The kinds of `rows`, sorted."""
+    return sorted(row.kind or "" for row in rows)
 
 
 async def notifications(app: ServerApp) -> list[Notification]:
@@ -97,13 +105,10 @@ async def test_a_transfer_by_a_known_user_notifies_once_with_its_fields(
     send_tx = await chain.transfer(token, alice, bob, 15 * ETHER // 10)
     await chain.transfer(token, bob, alice, ETHER)  # bob is no user: no notification
 
-    pubsub = chain_app.redis.pubsub()
-    await pubsub.subscribe(NOTIFICATIONS_CHANNEL)
-    try:
+    async with chain_app.redis.pubsub() as pubsub:
+        await pubsub.subscribe(NOTIFICATIONS_CHANNEL)
         await watch_until_head(chain_app, chain, start)
         published = await read_messages(pubsub, 2)
-    finally:
-        await pubsub.aclose()
 
     rows = await notifications(chain_app)
     assert [(row.user_id, row.kind) for row in rows] == [
@@ -146,8 +151,8 @@ async def test_several_tokens_and_transfers_in_one_range_are_all_processed(
     result = outcome["returnvalue"]
     assert (result["fromBlock"], result["toBlock"]) == (start, head), "one run covers the range"
     rows = await notifications(chain_app)
-    assert sorted(row.kind for row in rows) == ["token_created"] * 3 + ["token_transfer"] * 12
-    assert sorted(row.tx_hash for row in rows if row.kind == "token_transfer") == sorted(sent)
+    assert kinds(rows) == ["token_created"] * 3 + ["token_transfer"] * 12
+    assert sorted(row.tx_hash or "" for row in rows if row.kind == "token_transfer") == sorted(sent)
     assert await get_value(chain_app.sessions, CURSOR) == str(head)
 
 
@@ -231,7 +236,7 @@ async def test_malformed_logs_are_skipped_and_the_rest_of_the_range_processed(
     results = await watch_until_head(chain_app, chain, start)
 
     assert sum(result["malformed"] for result in results) == 1
-    assert sorted(row.kind for row in await notifications(chain_app)) == [
+    assert kinds(await notifications(chain_app)) == [
         "token_created",
         "token_transfer",
     ]
@@ -278,7 +283,7 @@ async def test_an_rpc_outage_fails_the_run_and_loses_or_doubles_nothing(
     # The node is back: the next runs read from the cursor, once.
     await watch_until_head(chain_app, chain, start)
     rows = await notifications(chain_app)
-    assert sorted(row.kind for row in rows) == ["token_created"] + ["token_transfer"] * 3
+    assert kinds(rows) == ["token_created"] + ["token_transfer"] * 3
     assert int(await get_value(chain_app.sessions, CURSOR) or 0) == await chain.head()
 
 
@@ -301,13 +306,8 @@ async def test_watch_chain_outranks_cleanup_audit_log_when_both_wait(
     assert order == ["watchChain"] * 3 + ["cleanupAuditLog"] * 3
 
 
-async def count_notifications(app: ServerApp) -> int:
-    async with app.sessions() as session:
-        return int(await session.scalar(select(func.count()).select_from(Notification)) or 0)
-
-
 async def test_two_worker_processes_with_the_schedule_notify_each_event_once(
-    chain_app: ServerApp, chain: Chain, factory: AsyncContract, tmp_path: Path
+    chain_app: ServerApp, chain: Chain, factory: AsyncContract, start_quickdapp: StartQuickdapp
 ) -> None:
     manager = chain_app.queue_manager
     settings = chain_app.settings.model_copy(update={"worker_queue_concurrency": 2})
@@ -315,27 +315,38 @@ async def test_two_worker_processes_with_the_schedule_notify_each_event_once(
     await add_user(chain_app, alice)
     await add_user(chain_app, bob)
     start = await chain.head() + 1
-    with worker_processes(settings, 2, tmp_path) as processes:
-        await wait_for(lambda: _workers(manager), 2, timeout=60)
-        await manager.schedule_cron_job(
-            "watchChain", "* * * * * *", {"fromBlock": start}, key="watch-chain"
-        )
-        expected = 0
-        for i in range(4):
-            user = (alice, bob)[i % 2]
-            token, _ = await chain.create_token(factory, user, f"Token {i}", f"T{i}", 100 * ETHER)
+    processes = [start_quickdapp("worker", base=settings) for _ in range(2)]
+
+    async def both_connected() -> bool:
+        return len(await manager.inspect.live_workers()) >= 2
+
+    await eventually(both_connected, 60, "two worker processes to connect")
+    await manager.schedule_cron_job("watchChain", "* * * * * *", {"fromBlock": start}, key="watch-chain")
+    expected = 0
+    for i in range(4):
+        user = (alice, bob)[i % 2]
+        token, _ = await chain.create_token(factory, user, f"Token {i}", f"T{i}", 100 * ETHER)
+        expected += 1
+        for _ in range(3):
+            await chain.transfer(token, user, factory.address, ETHER)
             expected += 1
-            for _ in range(3):
-                await chain.transfer(token, user, factory.address, ETHER)
-                expected += 1
-            # Extra runs beside the schedule's, so runs meet on the cursor.
-            for _ in range(4):
-                await manager.submit_job("watchChain", {"fromBlock": start})
-            await asyncio.sleep(0.4)
-        head = await chain.head()
-        await wait_for(lambda: _cursor(chain_app), head, timeout=30)
-        await manager.remove_cron_job("watch-chain")
-        assert all(process.poll() is None for process in processes), "a worker died"
+        # Extra runs beside the schedule's, so runs meet on the cursor.
+        for _ in range(4):
+            await manager.submit_job("watchChain", {"fromBlock": start})
+        await asyncio.sleep(0.4)  # time passing is the point: new blocks while runs go on
+    head = await chain.head()
+
+    async def cursor_at_head() -> bool:
+        return int(await get_value(chain_app.sessions, CURSOR) or -1) >= head
+
+    await eventually(cursor_at_head, 60, f"the cursor to reach block {head}")
+    await manager.remove_cron_job("watch-chain")
+    assert all(process.returncode is None for process in processes), "a worker died"
+    # Stopped (their active runs finish first), so every run's audit row is written.
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        await process.exited(30)
 
     rows = await notifications(chain_app)
     assert len(rows) == expected
@@ -345,33 +356,16 @@ async def test_two_worker_processes_with_the_schedule_notify_each_event_once(
     assert history, "the workers ran watchChain"
     assert [row.error for row in history if row.status == "failed"] == []
     # Runs that read blocks read disjoint ranges, together exactly start..head.
+    results = [row.result for row in history]
+    assert all(isinstance(result, dict) for result in results), results
     ranges = sorted(
-        (row.result["fromBlock"], row.result["toBlock"])
-        for row in history
-        if row.result.get("toBlock") is not None
+        (result["fromBlock"], result["toBlock"])
+        for result in results
+        if isinstance(result, dict) and result.get("toBlock") is not None
     )
     assert ranges[0][0] == start and ranges[-1][1] == head
     for (_, end), (next_start, _) in itertools.pairwise(ranges):
         assert next_start == end + 1, f"overlapping or missing blocks: {ranges}"
-
-
-async def _workers(manager: Any) -> int:
-    return len(await manager.inspect.live_workers())
-
-
-async def _cursor(app: ServerApp) -> int:
-    return int(await get_value(app.sessions, CURSOR) or -1)
-
-
-async def wait_for(read: Any, target: int, timeout: float) -> None:
-    """Poll `read()` until it reaches `target`."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    value = await read()
-    while value < target:
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"waited {timeout}s: got {value}, wanted {target}")
-        await asyncio.sleep(0.1)
-        value = await read()
 
 
 async def test_anvil_stopped_mid_stream_and_restarted_resumes_from_the_cursor(
@@ -409,7 +403,7 @@ async def test_anvil_stopped_mid_stream_and_restarted_resumes_from_the_cursor(
         await chain.transfer(token, alice, factory.address, ETHER)
         await watch_until_head(app, chain, start)
         rows = await notifications(app)
-        assert sorted(row.kind for row in rows) == ["token_created"] + ["token_transfer"] * 3
+        assert kinds(rows) == ["token_created"] + ["token_transfer"] * 3
         assert len({row.tx_hash for row in rows}) == 4
     finally:
         if app is not None:
@@ -452,7 +446,7 @@ async def test_watch_chain_runs_on_sqlite_as_in_development(
 
         assert first["notified"] == 2
         assert again["toBlock"] is None, "nothing new: the cursor holds"
-        assert sorted(row.kind for row in await notifications(app)) == [
+        assert kinds(await notifications(app)) == [
             "token_created",
             "token_transfer",
         ]

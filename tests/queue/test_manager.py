@@ -1,17 +1,27 @@
-"""QueueManager: typed submission, priority routing, cron schedules, health."""
+"""QueueManager: typed submission, priority routing, schedules (lifecycle and runs), health."""
 
 from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from quickdapp.app.server_app import ServerApp
+from quickdapp.audit.store import get_job_history
 from quickdapp.errors import JobValidationError, UnknownJobTypeError
 from quickdapp.queue.cron import CronPatternError
-from tests.conftest import StartWorker
+from tests.helpers.jobs import recorded_runs
+from tests.helpers.processes import StartQuickdapp
+from tests.helpers.queue import pending_counts
+from tests.helpers.waiting import eventually
+from tests.helpers.workers import StartWorker, idle_on_redis
 
 
 async def _queue_keys(app: ServerApp) -> list[str]:
-    return sorted(await app.redis.keys("bull:jobs:*"))
+    return sorted(str(key) for key in await app.redis.keys("bull:jobs:*"))
 
 
 @pytest.mark.parametrize(
@@ -60,7 +70,7 @@ async def test_unknown_type_is_refused_listing_the_known_ones(app: ServerApp) ->
     ],
 )
 async def test_bad_options_are_refused_and_nothing_is_enqueued(
-    app: ServerApp, options: dict[str, object], problem: str
+    app: ServerApp, options: dict[str, Any], problem: str
 ) -> None:
     with pytest.raises(ValueError, match=problem):
         await app.queue_manager.submit_job("cleanupAuditLog", {"retentionDays": 3}, **options)
@@ -180,8 +190,8 @@ async def test_health_counts_each_state_without_listing_jobs(app: ServerApp) -> 
 
 
 async def test_wait_until_finished_reports_failure_and_unknown_jobs(
-    app: ServerApp, start_worker
-) -> None:  # type: ignore[no-untyped-def]
+    app: ServerApp, start_worker: StartWorker
+) -> None:
     await start_worker()
     job_id = await app.queue_manager.submit_job("flaky", {"failures": 5, "message": "boom"}, attempts=1)
 
@@ -202,3 +212,125 @@ async def test_health_counts_workers_not_connections(app: ServerApp, start_worke
     health = await app.queue_manager.get_health()
     assert health.workers == 2
     assert health.warnings == []
+
+
+async def test_bad_pattern_data_or_key_writes_nothing(app: ServerApp) -> None:
+    manager = app.queue_manager
+    with pytest.raises(CronPatternError, match="hour field"):
+        await manager.schedule_cron_job("echo", "0 25 * * *", {}, "bad")
+    with pytest.raises(CronPatternError, match="time zone"):
+        await manager.schedule_cron_job("echo", "0 3 * * *", {}, "bad", tz="Nowhere/Else")
+    with pytest.raises(JobValidationError, match="retentionDays"):
+        await manager.schedule_cron_job("cleanupAuditLog", "0 3 * * *", {"retentionDays": 0}, "bad")
+    with pytest.raises(ValueError, match="schedule key"):
+        await manager.schedule_cron_job("echo", "0 3 * * *", {}, "a:b")
+
+    assert await manager.list_cron_jobs() == []
+    assert await app.redis.keys("bull:jobs:*") == []
+
+
+async def test_schedule_is_listed_with_type_pattern_data_and_next_run(app: ServerApp) -> None:
+    manager = app.queue_manager
+    before = datetime.now(UTC)
+    await manager.schedule_cron_job("echo", "*/3 * * * * *", {"value": 7}, "every-3s")
+    await manager.schedule_cron_job("echo", "0 3 * * *", {}, "nightly", tz="Europe/Paris")
+
+    by_key = {job.key: job for job in await manager.list_cron_jobs()}
+
+    assert set(by_key) == {"every-3s", "nightly"}
+    fast = by_key["every-3s"]
+    assert (fast.type, fast.pattern, fast.data, fast.owner) == (
+        "echo",
+        "*/3 * * * * *",
+        {"value": 7},
+        None,
+    )
+    assert fast.next_run is not None
+    assert before < fast.next_run <= before + timedelta(seconds=3)
+    assert fast.next_run.second % 3 == 0 and fast.next_run.microsecond == 0
+    nightly = by_key["nightly"]
+    assert nightly.tz == "Europe/Paris" and nightly.next_run is not None
+    assert nightly.next_run.astimezone(ZoneInfo("Europe/Paris")).hour == 3
+
+
+async def test_removal_deletes_the_pending_delayed_run(app: ServerApp) -> None:
+    manager = app.queue_manager
+    job = await manager.schedule_cron_job("echo", "0 3 * * *", {}, "nightly")
+    assert job.next_run is not None
+    pending = f"repeat:nightly:{int(job.next_run.timestamp() * 1000)}"
+    assert await manager.queue.getJobState(pending) == "delayed"
+
+    assert await manager.remove_cron_job("nightly") is True
+
+    assert await manager.queue.getJobState(pending) == "unknown"
+    assert await app.redis.exists(manager.queue.toKey(pending)) == 0
+    assert await manager.list_cron_jobs() == []
+    assert await pending_counts(manager) == {"waiting": 0, "prioritized": 0, "delayed": 0, "active": 0}
+    assert await manager.remove_cron_job("nightly") is False
+
+
+async def test_removal_deletes_a_pending_run_that_is_already_due(app: ServerApp) -> None:
+    """bullmq's removeJobScheduler leaves a due run (promoted, not yet started): it would run."""
+    manager = app.queue_manager
+    job = await manager.schedule_cron_job("echo", "* * * * * *", {}, "every-second")
+    assert job.next_run is not None
+    pending = f"repeat:every-second:{int(job.next_run.timestamp() * 1000)}"
+    await manager.queue.promoteJobs()  # due, taken out of `delayed`, not yet started
+    assert await manager.queue.getJobState(pending) == "waiting"
+
+    assert await manager.remove_cron_job("every-second") is True
+
+    assert await manager.queue.getJobState(pending) == "unknown"
+    assert await app.redis.exists(manager.queue.toKey(pending)) == 0
+    assert await pending_counts(manager) == {"waiting": 0, "prioritized": 0, "delayed": 0, "active": 0}
+
+
+async def test_removal_stops_future_runs(app: ServerApp, start_worker: StartWorker) -> None:
+    manager = app.queue_manager
+    await start_worker(worker_queue_concurrency=2)
+    await manager.schedule_cron_job("recordRun", "* * * * * *", {}, "every-second")
+
+    async def two_runs() -> bool:
+        return len(await recorded_runs(app.redis)) >= 2
+
+    await eventually(two_runs, 10, "two runs of the schedule")
+    assert await manager.remove_cron_job("every-second") is True
+
+    async def idle() -> bool:  # a run that had just started may still finish
+        return (await pending_counts(manager))["active"] == 0
+
+    await eventually(idle, 15, "the last run to finish")
+    count = len(await recorded_runs(app.redis))
+
+    await asyncio.sleep(2.5)  # time passing is the point: two more runs would be due by now
+
+    assert len(await recorded_runs(app.redis)) == count
+    assert await pending_counts(manager) == {"waiting": 0, "prioritized": 0, "delayed": 0, "active": 0}
+
+
+async def test_every_second_schedule_run_by_two_worker_processes_runs_once_per_second(
+    app: ServerApp, start_quickdapp: StartQuickdapp
+) -> None:
+    manager = app.queue_manager
+    workers = [start_quickdapp("worker", worker_queue_concurrency=2) for _ in range(2)]
+
+    await idle_on_redis(app.redis, 2, timeout=60)  # both started, waiting for work
+    await manager.schedule_cron_job("recordRun", "* * * * * *", {}, "every-second")
+    await asyncio.sleep(5.2)
+    assert await manager.remove_cron_job("every-second")
+    # SIGTERM lets a run that had started finish, with its audit row.
+    for worker in workers:
+        worker.terminate()
+    codes = [await worker.exited(30) for worker in workers]
+    assert codes == [0, 0], [worker.log()[-2000:] for worker in workers]
+
+    executed = [run["job_id"] for run in await recorded_runs(app.redis)]
+    rows = (await get_job_history(app.sessions, type="recordRun", limit=100)).items
+    assert len(executed) == len(set(executed)), f"a run was executed twice: {executed}"
+    assert sorted(executed) == sorted(row.job_id for row in rows)
+    assert all(row.status == "completed" and row.attempt == 1 for row in rows)
+    assert 4 <= len(rows) <= 7, f"{len(rows)} runs in ~5 s"
+    scheduled = sorted(int(job_id.rsplit(":", 1)[1]) for job_id in executed)
+    assert all(job_id.startswith("repeat:every-second:") for job_id in executed)
+    assert len(set(scheduled)) == len(scheduled)
+    assert all(ms % 1000 == 0 for ms in scheduled)

@@ -29,7 +29,7 @@ from quickdapp.config import Settings
 from quickdapp.db.schema import WorkerJob
 from quickdapp.devtools.redis_manager import RedisManager
 from quickdapp.keys import job_key
-from tests.conftest import StartSupervisor
+from tests.helpers.processes import StartQuickdapp
 from tests.helpers.proxy import Proxy, proxy_to
 from tests.helpers.soak_jobs import RUNS
 from tests.helpers.waiting import audit_stored, eventually
@@ -48,7 +48,7 @@ DB_OUTAGE_SECONDS = _env("SOAK_DB_OUTAGE_SECONDS", 3)
 TIMEOUT = int(_env("SOAK_TIMEOUT", 240))
 
 # Job kinds: (type, share of the jobs, data, final state, handler executions when undisturbed).
-KINDS = (
+KINDS: tuple[tuple[str, float, dict[str, Any], str, int], ...] = (
     ("soakFast", 0.60, {}, "completed", 1),
     ("soakIO", 0.25, {"ms": 50}, "completed", 1),
     ("soakFailOnce", 0.10, {}, "completed", 2),
@@ -74,7 +74,7 @@ class Report:
 
 @pytest.mark.timeout(TIMEOUT + 120)
 async def test_chaos_soak_loses_nothing(
-    settings: Settings, start_supervisor: StartSupervisor, redis_manager: RedisManager
+    settings: Settings, start_quickdapp: StartQuickdapp, redis_manager: RedisManager
 ) -> None:
     database = make_url(settings.database_url)
     async with proxy_to(database.port or 5432) as proxy:
@@ -94,7 +94,7 @@ async def test_chaos_soak_loses_nothing(
         )
         app = await ServerApp.create(soak_settings)
         try:
-            report = await _soak(app, start_supervisor, redis_manager, proxy)
+            report = await _soak(app, start_quickdapp, redis_manager, proxy)
         finally:
             await app.close()
     print("\nchaos soak:", json.dumps(asdict(report) | _samples(report), indent=2))
@@ -108,10 +108,10 @@ async def test_chaos_soak_loses_nothing(
 
 
 async def _soak(
-    app: ServerApp, start_supervisor: StartSupervisor, redis_manager: RedisManager, proxy: Proxy
+    app: ServerApp, start_quickdapp: StartQuickdapp, redis_manager: RedisManager, proxy: Proxy
 ) -> Report:
     report = Report(jobs=JOBS)
-    supervisor = start_supervisor(**app.settings.model_dump(include=_SOAK_FIELDS))
+    supervisor = start_quickdapp("workers", **app.settings.model_dump(include=_SOAK_FIELDS))
     await eventually(_workers_ready(app, 2), 60, "two worker processes")
     kinds = _kinds(JOBS)
     began = time.monotonic()

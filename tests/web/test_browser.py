@@ -17,11 +17,13 @@ from playwright.async_api import Error as PlaywrightError
 
 from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings
+from quickdapp.devtools.anvil import free_port
 from quickdapp.web.app import create_app
 from quickdapp.web.server import run_web_server
-from tests.conftest import ROOT, StartWorker
+from tests.helpers.paths import ROOT
 from tests.helpers.services import unavailable
-from tests.web.processes import free_port
+from tests.helpers.waiting import eventually, listening
+from tests.helpers.workers import StartWorker
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -42,16 +44,8 @@ async def base_url(settings: Settings, app: ServerApp) -> AsyncIterator[str]:
     served = settings.model_copy(update={"host": "127.0.0.1", "port": free_port()})
     stop = asyncio.Event()
     task = asyncio.create_task(run_web_server(create_app(served, app), served, stop))
-    for _ in range(200):
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", served.port)
-        except OSError:
-            await asyncio.sleep(0.05)
-            continue
-        writer.close()
-        await writer.wait_closed()
-        break
     try:
+        await eventually(lambda: listening(served.port), 30, f"the web server on {served.port}")
         yield f"http://127.0.0.1:{served.port}/admin/queues/"
     finally:
         stop.set()

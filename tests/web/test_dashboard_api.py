@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 from bullmq import Job
@@ -14,16 +15,16 @@ from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings
 from quickdapp.web.auth import admin_credentials
 from quickdapp.web.dashboard import create_dashboard
-from tests.conftest import StartWorker
-from tests.helpers.waiting import audit_stored
+from tests.helpers.waiting import audit_stored, eventually
+from tests.helpers.workers import StartWorker
 from tests.web.conftest import API
 
 
-async def _wait_for_state(app: ServerApp, job_id: str, state: str, timeout: float = 10) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while (current := await app.queue_manager.queue.getJobState(job_id)) != state:
-        assert asyncio.get_running_loop().time() < deadline, f"job {job_id} is {current}, not {state}"
-        await asyncio.sleep(0.05)
+async def _wait_for_state(app: ServerApp, job_id: str, state: str, timeout: float = 30) -> None:
+    async def reached() -> bool:
+        return await app.queue_manager.inspect.state(job_id) == state
+
+    await eventually(reached, timeout, f"job {job_id} to be {state}")
 
 
 async def _failed_job(app: ServerApp, failures: int = 1) -> str:
@@ -63,12 +64,12 @@ async def test_overview_lists_the_live_worker_by_name(
 ) -> None:
     # Two workers in one process are covered with two processes in test_metrics.py.
     await start_worker()
-    for _ in range(200):  # a worker names its two connections once its loop runs
-        body = (await admin.get(f"{API}/overview")).json()
-        if body["workers"] and len(body["workers"][0]["addresses"]) == 2:
-            break
-        await asyncio.sleep(0.05)
 
+    async def named() -> dict[str, Any] | None:  # a worker names its two connections once its loop runs
+        body: dict[str, Any] = (await admin.get(f"{API}/overview")).json()
+        return body if body["workers"] and len(body["workers"][0]["addresses"]) == 2 else None
+
+    body = await eventually(named, 30, "the worker's two named connections")
     [worker] = body["workers"]
     host, pid, suffix = worker["name"].split(":")
     assert host and int(pid) == os.getpid() and len(suffix) == 6
@@ -245,7 +246,7 @@ async def test_pause_and_resume(
     assert (await admin.post(f"{API}/pause")).status_code == 200
     assert (await admin.get(f"{API}/overview")).json()["paused"] is True
     job_id = await app.queue_manager.submit_job("echo", {})
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # time passing is the point: the idle worker leaves the job alone
     assert await app.queue_manager.queue.getJobState(job_id) != "completed"
 
     assert (await admin.post(f"{API}/resume")).status_code == 200

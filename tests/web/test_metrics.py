@@ -2,67 +2,38 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings
 from quickdapp.metrics import mark_process_dead, prepare_metrics_dir
 from quickdapp.web.app import create_app
-from tests.web.processes import ROOT, process_env, quickdapp_command
+from tests.helpers.processes import QuickdappProcess, StartQuickdapp
+from tests.helpers.waiting import eventually
+from tests.helpers.workers import idle_on_redis
 
 WORKER_START_TIMEOUT = 30
 
 
-class WorkerProcesses:
-    """`quickdapp worker` subprocesses with the test's settings, stopped after the test."""
-
-    def __init__(self, settings: Settings, metrics_dir: Path, env_file: Path) -> None:
-        self._command = quickdapp_command(env_file, "worker")
-        self._env = process_env(
-            settings, metrics_dir=metrics_dir, worker_queue_concurrency=4, worker_queue_job_attempts=1
-        )
-        self.running: list[subprocess.Popen[bytes]] = []
-
-    def start(self) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(self._command, cwd=ROOT, env=self._env)
-        self.running.append(process)
-        return process
-
-    def stop(self, process: subprocess.Popen[bytes]) -> None:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        self.running.remove(process)
-
-
-@pytest.fixture
-def workers(settings: Settings, tmp_path: Path) -> Iterator[WorkerProcesses]:
-    prepare_metrics_dir(tmp_path / "metrics")
-    processes = WorkerProcesses(settings, tmp_path / "metrics", tmp_path / "worker.env")
-    try:
-        yield processes
-    finally:
-        for process in list(processes.running):
-            processes.stop(process)
+def _start_worker(start_quickdapp: StartQuickdapp, metrics_dir: Path) -> QuickdappProcess:
+    """A `quickdapp worker` process writing its metrics files into `metrics_dir`."""
+    return start_quickdapp(
+        "worker",
+        metrics_dir=str(metrics_dir),
+        worker_queue_concurrency=4,
+        worker_queue_job_attempts=1,
+        log_level="WARNING",
+    )
 
 
 async def _wait_for_workers(app: ServerApp, count: int) -> None:
-    deadline = asyncio.get_running_loop().time() + WORKER_START_TIMEOUT
-    while len(await app.queue_manager.inspect.live_workers()) < count:
-        assert asyncio.get_running_loop().time() < deadline, "workers did not connect"
-        await asyncio.sleep(0.1)
+    async def connected() -> bool:
+        return len(await app.queue_manager.inspect.live_workers()) >= count
+
+    await eventually(connected, WORKER_START_TIMEOUT, f"{count} workers to connect")
 
 
 async def _scrape(settings: Settings, app: ServerApp, metrics_dir: Path) -> dict[str, float]:
@@ -90,14 +61,18 @@ def _total(samples: dict[str, float], name: str, **labels: str) -> float:
 
 
 async def test_counters_from_two_worker_processes_add_up_and_depths_match_health(
-    settings: Settings, app: ServerApp, workers: WorkerProcesses, tmp_path: Path
+    settings: Settings, app: ServerApp, start_quickdapp: StartQuickdapp, tmp_path: Path
 ) -> None:
     metrics_dir = tmp_path / "metrics"
+    prepare_metrics_dir(metrics_dir)
     manager = app.queue_manager
-    # All waiting before the workers start, and long enough that neither can take them all.
+    first, second = (_start_worker(start_quickdapp, metrics_dir) for _ in range(2))
+    # Submitted once both wait for work (a process that starts late on a busy machine would find
+    # the queue drained), and long enough that neither can take them all.
+    await _wait_for_workers(app, 2)
+    await idle_on_redis(app.redis, 2)
     ok = [await manager.submit_job("sleep", {"ms": 200}) for _ in range(24)]
     bad = [await manager.submit_job("flaky", {"failures": 1}, attempts=1) for _ in range(6)]
-    first, second = workers.start(), workers.start()
     for job_id in ok + bad:
         await manager.wait_until_finished(job_id, 30)
     # Left in the queue for the depth gauges: two delayed jobs, and a paused queue.
@@ -129,19 +104,20 @@ async def test_counters_from_two_worker_processes_add_up_and_depths_match_health
 
 
 async def test_counters_survive_a_worker_restart(
-    settings: Settings, app: ServerApp, workers: WorkerProcesses, tmp_path: Path
+    settings: Settings, app: ServerApp, start_quickdapp: StartQuickdapp, tmp_path: Path
 ) -> None:
     metrics_dir = tmp_path / "metrics"
-    first = workers.start()
+    prepare_metrics_dir(metrics_dir)
+    first = _start_worker(start_quickdapp, metrics_dir)
     await _wait_for_workers(app, 1)
     manager = app.queue_manager
     for job_id in [await manager.submit_job("echo", {}) for _ in range(5)]:
         await manager.wait_until_finished(job_id, 30)
-    workers.stop(first)
+    first.stop()
     mark_process_dead(first.pid, metrics_dir)
     prepare_metrics_dir(metrics_dir)  # as the supervisor does before starting workers again
 
-    workers.start()
+    _start_worker(start_quickdapp, metrics_dir)
     await _wait_for_workers(app, 1)
     for job_id in [await manager.submit_job("echo", {}) for _ in range(3)]:
         await manager.wait_until_finished(job_id, 30)

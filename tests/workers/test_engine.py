@@ -7,12 +7,13 @@ import base64
 import itertools
 import json
 import time
+from typing import Any
 
 import redis.asyncio as aioredis
 from bullmq import Queue
 
 from quickdapp.broker.scripts import QueueScripts
-from quickdapp.workers.engine import ActiveJob, Outcome
+from quickdapp.workers.engine import ActiveJob, Engine, Outcome
 from tests.workers.engine_helpers import (
     MakeEngine,
     Recorder,
@@ -183,7 +184,7 @@ async def test_malformed_jobs_reach_process_and_end_failed(
 
 async def test_progress_and_logs(make_engine: MakeEngine, queue: Queue, client: aioredis.Redis) -> None:
     holder: list[ActiveJob] = []
-    engine_box = []
+    engine_box: list[Engine] = []
 
     async def reporting(job: ActiveJob) -> Outcome:
         holder.append(job)
@@ -195,7 +196,7 @@ async def test_progress_and_logs(make_engine: MakeEngine, queue: Queue, client: 
     engine_box.append(await make_engine(process=reporting))
     job = await queue.add("reports", {}, {"keepLogs": 1})
     await wait_for(lambda: _completed(client, 1), 5, "job completed")
-    assert json.loads(await client.hget(f"bull:jobs:{job.id}", "progress")) == {"done": 50}
+    assert json.loads(await client.hget(f"bull:jobs:{job.id}", "progress") or "") == {"done": 50}
     assert await client.lrange(f"bull:jobs:{job.id}:logs", 0, -1) == ["second line"]
 
 
@@ -242,7 +243,7 @@ async def test_finish_extras_run_atomically_with_completion(
         "return redis.call('XADD', KEYS[2], '*', 'job', ARGV[2], 'attempt', ARGV[3])"
     )
     scripts = QueueScripts()
-    engine_box = []
+    engine_box: list[Any] = []
 
     async def process(job: ActiveJob) -> Outcome:
         if job.name == "loses-lock":
@@ -258,13 +259,14 @@ async def test_finish_extras_run_atomically_with_completion(
     engine_box.extend([engine, await engine.load_script(guard)])
     kept = await queue.add("keeps-lock", {})
     await wait_for(lambda: _completed(client, 1), 5, "job completed")
-    entries = await client.xrange("audit")
+    entries: Any = await client.xrange("audit")
     assert [fields["job"] for _, fields in entries] == [kept.id]
 
     lost = await queue.add("loses-lock", {})
     await wait_for(lambda: _active_gone(client, lost.id), 5, "attempt finished")
     await asyncio.sleep(0.1)
-    assert len(await client.xrange("audit")) == 1  # no entry for the attempt without a lock
+    entries = await client.xrange("audit")
+    assert len(entries) == 1  # no entry for the attempt without a lock
     assert await client.zscore("bull:jobs:completed", lost.id) is None  # nor a completion
 
 

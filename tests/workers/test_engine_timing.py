@@ -33,8 +33,9 @@ async def test_sparse_arrivals_start_at_once_with_a_delayed_job_pending(
     for n in range(4):
         await asyncio.sleep(2.5 if n else 0.5)
         job = await queue.add("sparse", {"n": n})
-        await wait_for(lambda j=job.id: j in recorder.jobs, 5, f"sparse job {n} started")
-        started = dict(recorder.starts)[job.id]
+        job_id: str = job.id
+        await wait_for(lambda: job_id in recorder.jobs, 5, f"sparse job {n} started")
+        started = dict(recorder.starts)[job_id]
         latencies.append((started * 1000) - job.timestamp)
     assert max(latencies) <= 10, latencies  # ms from Queue.add to the start of process
     assert await client.zcard("bull:jobs:delayed") == 1

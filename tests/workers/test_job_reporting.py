@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from quickdapp.app.server_app import ServerApp
-from tests.conftest import StartWorker
+from tests.helpers.workers import StartWorker
 
 
 async def test_progress_and_log_lines_are_stored_on_the_job(

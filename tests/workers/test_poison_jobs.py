@@ -11,13 +11,14 @@ from quickdapp.app.server_app import ServerApp
 from quickdapp.attempts import UNKNOWN_TYPE
 from quickdapp.audit.store import get_job_history
 from quickdapp.keys import job_key
-from tests.conftest import StartWorker
 from tests.helpers.waiting import audit_stored
+from tests.helpers.workers import StartWorker
 
 
 async def _corrupt(app: ServerApp, job_id: str, **fields: str) -> None:
     """Overwrite fields of a paused queue's waiting job, as a buggy producer would."""
-    await app.redis.hset(job_key(job_id), mapping=fields)
+    for name, value in fields.items():
+        await app.redis.hset(job_key(job_id), name, value)
 
 
 @pytest.mark.parametrize(

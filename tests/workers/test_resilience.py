@@ -12,10 +12,11 @@ from datetime import datetime
 from quickdapp.app.server_app import ServerApp
 from quickdapp.audit.store import get_job_history
 from quickdapp.devtools.redis_manager import RedisManager
+from quickdapp.queue.inspection import WorkerProcessInfo
 from quickdapp.workers.stalled import STALLED_REASON
-from tests.conftest import StartSupervisor
-from tests.helpers.supervisor import eventually, live_processes
-from tests.helpers.waiting import audit_stored
+from tests.helpers.processes import StartQuickdapp
+from tests.helpers.waiting import audit_stored, eventually
+from tests.helpers.workers import live_processes
 
 # Locks that lapse fast, so a dead process's jobs are found again within seconds.
 FAST_STALLS = {
@@ -25,17 +26,21 @@ FAST_STALLS = {
 }
 
 
-async def _rows(app: ServerApp) -> dict[str, list[tuple[int, str, str | None]]]:
+Row = tuple[int, str, str | None]
+"""(attempt, status, error) of an audit row."""
+
+
+async def _rows(app: ServerApp) -> dict[str, list[Row]]:
     """(attempt, status, error) of every audit row, per job id, in attempt order."""
     page = await get_job_history(app.sessions, limit=1000)
-    rows: dict[str, list[tuple[int, str, str | None]]] = {}
+    rows: dict[str, list[Row]] = {}
     for row in sorted(page.items, key=lambda row: row.attempt):
         rows.setdefault(row.job_id, []).append((row.attempt, row.status, row.error))
     return rows
 
 
-async def _all_completed(app: ServerApp, job_ids: list[str], timeout: float) -> dict:
-    async def probe() -> dict | None:
+async def _all_completed(app: ServerApp, job_ids: list[str], timeout: float) -> dict[str, list[Row]]:
+    async def probe() -> dict[str, list[Row]] | None:
         rows = await _rows(app)
         done = all(any(status == "completed" for _, status, _ in rows.get(j, [])) for j in job_ids)
         return rows if done else None
@@ -43,25 +48,29 @@ async def _all_completed(app: ServerApp, job_ids: list[str], timeout: float) -> 
     return await eventually(probe, timeout, f"{len(job_ids)} jobs to complete", interval=0.25)
 
 
-def _completed_once(rows: dict, job_ids: list[str]) -> None:
+def _completed_once(rows: dict[str, list[Row]], job_ids: list[str]) -> None:
     for job_id in job_ids:
         completed = [r for r in rows[job_id] if r[1] == "completed"]
         assert len(completed) == 1, f"job {job_id} completed {len(completed)} times: {rows[job_id]}"
 
 
 async def test_sigkilled_worker_is_replaced_and_its_jobs_complete_exactly_once(
-    app: ServerApp, start_supervisor: StartSupervisor
+    app: ServerApp, start_quickdapp: StartQuickdapp
 ) -> None:
-    supervisor = start_supervisor(worker_count=2, worker_queue_concurrency=3, **FAST_STALLS)
+    supervisor = start_quickdapp("workers", worker_count=2, worker_queue_concurrency=3, **FAST_STALLS)
     first = await live_processes(app.queue_manager, 2)
-    ids = [await app.queue_manager.submit_job("sleep", {"ms": 3000}) for _ in range(10)]
+    # Long enough that the jobs a heartbeat (every 2 s) shows are still running when the kill
+    # comes, however slowly that heartbeat is written and read on a busy machine.
+    ids = [await app.queue_manager.submit_job("sleep", {"ms": 6000}) for _ in range(10)]
 
-    async def victim_busy() -> list | None:
-        processes = (await app.queue_manager.get_health()).processes
-        busy = [p for p in processes if p.jobs_in_progress == 3]
-        return busy or None
+    async def victim_busy() -> WorkerProcessInfo | None:
+        for process in (await app.queue_manager.get_health()).processes:
+            states = [await app.queue_manager.inspect.state(job_id) for job_id in process.job_ids]
+            if process.jobs_in_progress == 3 and states == ["active"] * 3:
+                return process
+        return None
 
-    victim = (await eventually(victim_busy, 20, "a worker process holding 3 jobs"))[0]
+    victim = await eventually(victim_busy, 20, "a worker process holding 3 running jobs")
     os.kill(victim.pid, signal.SIGKILL)
 
     rows = await _all_completed(app, ids, timeout=60)
@@ -77,9 +86,9 @@ async def test_sigkilled_worker_is_replaced_and_its_jobs_complete_exactly_once(
 
 
 async def test_a_job_that_always_crashes_its_process_fails_as_stalled_and_others_go_on(
-    app: ServerApp, start_supervisor: StartSupervisor
+    app: ServerApp, start_quickdapp: StartQuickdapp
 ) -> None:
-    supervisor = start_supervisor(worker_count=2, worker_queue_concurrency=1, **FAST_STALLS)
+    supervisor = start_quickdapp("workers", worker_count=2, worker_queue_concurrency=1, **FAST_STALLS)
     await live_processes(app.queue_manager, 2)
     crash_id = await app.queue_manager.submit_job("crash", {"after_ms": 200})
     ids = [await app.queue_manager.submit_job("sleep", {"ms": 300}) for _ in range(6)]
@@ -91,7 +100,7 @@ async def test_a_job_that_always_crashes_its_process_fails_as_stalled_and_others
     rows = await _all_completed(app, ids, timeout=30)
     _completed_once(rows, ids)
 
-    async def three_rows() -> list | None:
+    async def three_rows() -> list[Row] | None:
         crash_rows = (await _rows(app)).get(crash_id, [])
         return crash_rows if len(crash_rows) >= 3 else None
 
@@ -105,9 +114,9 @@ async def test_a_job_that_always_crashes_its_process_fails_as_stalled_and_others
 
 
 async def test_a_process_that_dies_at_start_up_is_restarted_with_growing_back_off(
-    app: ServerApp, start_supervisor: StartSupervisor
+    app: ServerApp, start_quickdapp: StartQuickdapp
 ) -> None:
-    supervisor = start_supervisor(worker_count=1, job_modules="tests.helpers.no_such_module")
+    supervisor = start_quickdapp("workers", worker_count=1, job_modules="tests.helpers.no_such_module")
     deaths = re.compile(
         r"^(\S+ \S+) .*exited with code 1 after [\d.]+s; restart (\d+) in ([\d.]+)s$", re.M
     )
@@ -134,10 +143,11 @@ LOCK_MS = 2000  # renewed about every second: room for a busy machine
 
 
 async def _job_three_times_the_lock(
-    app: ServerApp, start_supervisor: StartSupervisor, job_type: str
+    app: ServerApp, start_quickdapp: StartQuickdapp, job_type: str
 ) -> str:
     """Two worker processes with a short lock, and a job of `job_type` sleeping 3 locks long."""
-    start_supervisor(
+    start_quickdapp(
+        "workers",
         worker_count=2,
         worker_queue_lock_duration=LOCK_MS,
         worker_queue_stalled_interval=1000,
@@ -147,9 +157,9 @@ async def _job_three_times_the_lock(
 
 
 async def test_a_blocking_handler_three_times_the_lock_completes_once(
-    app: ServerApp, start_supervisor: StartSupervisor
+    app: ServerApp, start_quickdapp: StartQuickdapp
 ) -> None:
-    job_id = await _job_three_times_the_lock(app, start_supervisor, "blockingSleep")
+    job_id = await _job_three_times_the_lock(app, start_quickdapp, "blockingSleep")
 
     outcome = await app.queue_manager.wait_until_finished(job_id, timeout=30)
     await asyncio.sleep(2.5)  # a second run, had there been one, would show by now
@@ -162,10 +172,10 @@ async def test_a_blocking_handler_three_times_the_lock_completes_once(
 
 
 async def test_control_the_same_work_blocking_the_event_loop_runs_again(
-    app: ServerApp, start_supervisor: StartSupervisor
+    app: ServerApp, start_quickdapp: StartQuickdapp
 ) -> None:
     """Without the thread, lock renewal stops and the job is taken for stalled and run again."""
-    job_id = await _job_three_times_the_lock(app, start_supervisor, "loopBlockingSleep")
+    job_id = await _job_three_times_the_lock(app, start_quickdapp, "loopBlockingSleep")
 
     async def started_twice() -> bool:
         job = await app.queue_manager.queue.getJob(job_id)
@@ -176,14 +186,14 @@ async def test_control_the_same_work_blocking_the_event_loop_runs_again(
     assert "stalled" in (rows[0][2] or "")
 
 
-async def _stalled_rows(app: ServerApp, job_id: str) -> list | None:
+async def _stalled_rows(app: ServerApp, job_id: str) -> list[Row] | None:
     return [r for r in (await _rows(app)).get(job_id, []) if "stalled" in (r[2] or "")] or None
 
 
 async def test_workers_ride_out_a_redis_restart_and_run_the_waiting_jobs(
-    app: ServerApp, start_supervisor: StartSupervisor, redis_manager: RedisManager
+    app: ServerApp, start_quickdapp: StartQuickdapp, redis_manager: RedisManager
 ) -> None:
-    supervisor = start_supervisor(worker_count=2, worker_queue_concurrency=2)
+    supervisor = start_quickdapp("workers", worker_count=2, worker_queue_concurrency=2)
     processes = await live_processes(app.queue_manager, 2)
     warm = [await app.queue_manager.submit_job("echo", {"value": n}) for n in range(4)]
     await _all_completed(app, warm, timeout=20)
@@ -193,7 +203,7 @@ async def test_workers_ride_out_a_redis_restart_and_run_the_waiting_jobs(
     try:
         redis_manager.stop()
         began = time.monotonic()
-        await asyncio.sleep(4)
+        await asyncio.sleep(4)  # time passing is the point: an outage of some seconds
     finally:
         redis_manager.start()
     down_for = time.monotonic() - began

@@ -6,24 +6,27 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from quickdapp.app.server_app import ServerApp
 from quickdapp.audit.store import get_job_history
+from quickdapp.queue.inspection import WorkerProcessInfo
 from quickdapp.workers.heartbeat import HEARTBEAT_TTL
-from tests.conftest import StartSupervisor
-from tests.helpers.supervisor import ROOT, alive, eventually, live_processes, settings_environment
+from tests.helpers.processes import StartQuickdapp, alive, run_quickdapp
+from tests.helpers.waiting import eventually
+from tests.helpers.workers import idle_on_redis, live_processes
 
 
-async def _completed_rows(app: ServerApp, job_ids: list[str], timeout: float) -> dict[str, list[dict]]:
+async def _completed_rows(
+    app: ServerApp, job_ids: list[str], timeout: float
+) -> dict[str, list[dict[str, Any]]]:
     """Wait until every job has a completed audit row; returns the rows per job id."""
 
-    async def probe() -> dict[str, list[dict]] | None:
+    async def probe() -> dict[str, list[dict[str, Any]]] | None:
         page = await get_job_history(app.sessions, limit=1000)
-        rows: dict[str, list[dict]] = {}
+        rows: dict[str, list[dict[str, Any]]] = {}
         for row in sorted(page.items, key=lambda row: row.attempt):
             rows.setdefault(row.job_id, []).append(
                 {"status": row.status, "attempt": row.attempt, "result": row.result}
@@ -35,11 +38,11 @@ async def _completed_rows(app: ServerApp, job_ids: list[str], timeout: float) ->
 
 
 async def test_two_processes_of_five_run_ten_jobs_in_the_time_of_one(
-    app: ServerApp, start_supervisor: StartSupervisor
+    app: ServerApp, start_quickdapp: StartQuickdapp
 ) -> None:
-    start_supervisor(worker_count=2, worker_queue_concurrency=5)
+    start_quickdapp("workers", worker_count=2, worker_queue_concurrency=5)
     await live_processes(app.queue_manager, 2)
-    await asyncio.sleep(0.5)  # both idle, blocking on Redis
+    await idle_on_redis(app.redis, 2)
 
     ids = [await app.queue_manager.submit_job("pidSleep", {"ms": 2000}) for _ in range(10)]
     rows = await _completed_rows(app, ids, timeout=30)
@@ -54,18 +57,23 @@ async def test_two_processes_of_five_run_ten_jobs_in_the_time_of_one(
 
 
 async def test_health_lists_the_live_worker_processes_and_their_jobs(
-    app: ServerApp, start_supervisor: StartSupervisor
+    app: ServerApp, start_quickdapp: StartQuickdapp
 ) -> None:
     began = datetime.now(UTC)
-    supervisor = start_supervisor(worker_count=2, worker_queue_concurrency=2)
+    # The jobs must still run when the `quickdapp health` process, started later, reads the
+    # heartbeats: on a busy machine its start alone can take seconds. They are ended 1 s into
+    # the teardown.
+    supervisor = start_quickdapp(
+        "workers", worker_count=2, worker_queue_concurrency=2, worker_shutdown_timeout=1
+    )
     processes = await live_processes(app.queue_manager, 2)
     assert all(p.started_at >= began.replace(microsecond=0) for p in processes)
     assert all(p.concurrency == 2 and p.jobs_in_progress == 0 for p in processes)
     assert all(alive(p.pid) and p.pid != supervisor.pid for p in processes)
 
-    ids = [await app.queue_manager.submit_job("sleep", {"ms": 6000}) for _ in range(3)]
+    ids = [await app.queue_manager.submit_job("sleep", {"ms": 120_000}) for _ in range(3)]
 
-    async def busy() -> list | None:
+    async def busy() -> list[WorkerProcessInfo] | None:
         processes = (await app.queue_manager.get_health()).processes
         running = sorted(job_id for p in processes for job_id in p.job_ids)
         return processes if running == sorted(ids) else None
@@ -74,16 +82,8 @@ async def test_health_lists_the_live_worker_processes_and_their_jobs(
     assert sum(p.jobs_in_progress for p in processes) == 3
 
     # The CLI shows the same, as JSON.
-    output = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "quickdapp.cli", "--env-file", "/dev/null", "health"],
-        env=settings_environment(app.settings),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    output = await asyncio.to_thread(run_quickdapp, app.settings, "health")
+    assert output.returncode == 0, output.stderr
     report = json.loads(output.stdout)
     assert sorted(p["pid"] for p in report["processes"]) == sorted(p.pid for p in processes)
     assert sum(p["jobs_in_progress"] for p in report["processes"]) == 3
@@ -91,19 +91,21 @@ async def test_health_lists_the_live_worker_processes_and_their_jobs(
 
 
 async def test_sigterm_lets_active_jobs_finish_and_exits_0_without_orphans(
-    app: ServerApp, start_supervisor: StartSupervisor
+    app: ServerApp, start_quickdapp: StartQuickdapp
 ) -> None:
-    supervisor = start_supervisor(worker_count=2, worker_queue_concurrency=2, worker_shutdown_timeout=15)
+    supervisor = start_quickdapp(
+        "workers", worker_count=2, worker_queue_concurrency=2, worker_shutdown_timeout=15
+    )
     processes = await live_processes(app.queue_manager, 2)
     ids = [await app.queue_manager.submit_job("sleep", {"ms": 2500}) for _ in range(4)]
 
     async def all_active() -> bool:
-        return (await app.queue_manager.queue.getJobCounts("active"))["active"] == 4
+        return int((await app.queue_manager.queue.getJobCounts("active"))["active"]) == 4
 
     await eventually(all_active, 15, "4 active jobs")
     began = time.monotonic()
     supervisor.terminate()
-    code = await asyncio.to_thread(supervisor.wait, 15)
+    code = await supervisor.exited(15)
     elapsed = time.monotonic() - began
 
     assert code == 0, supervisor.log()
@@ -116,33 +118,33 @@ async def test_sigterm_lets_active_jobs_finish_and_exits_0_without_orphans(
 
 
 async def test_jobs_longer_than_the_shutdown_timeout_are_ended_and_run_again_later(
-    app: ServerApp, start_supervisor: StartSupervisor
+    app: ServerApp, start_quickdapp: StartQuickdapp
 ) -> None:
     fast_stall = {"worker_queue_lock_duration": 1500, "worker_queue_stalled_interval": 1000}
-    supervisor = start_supervisor(worker_count=1, worker_shutdown_timeout=1, **fast_stall)
+    supervisor = start_quickdapp("workers", worker_count=1, worker_shutdown_timeout=1, **fast_stall)
     (process,) = await live_processes(app.queue_manager, 1)
     job_id = await app.queue_manager.submit_job("sleep", {"ms": 4000})
 
     async def active() -> bool:
-        return (await app.queue_manager.queue.getJobCounts("active"))["active"] == 1
+        return int((await app.queue_manager.queue.getJobCounts("active"))["active"]) == 1
 
     await eventually(active, 15, "the job to start")
     supervisor.terminate()
-    code = await asyncio.to_thread(supervisor.wait, 10)
+    code = await supervisor.exited(10)
     assert code == 1, "a shutdown that had to end a job is not clean"
     assert not alive(process.pid)
     assert "still running after 1s" in supervisor.log()
 
     # The abandoned job keeps its place: the next supervisor runs it again.
-    start_supervisor(worker_count=1, **fast_stall)
+    start_quickdapp("workers", worker_count=1, **fast_stall)
     rows = await _completed_rows(app, [job_id], timeout=30)
     assert [r["status"] for r in rows[job_id]] == ["failed", "completed"]
 
 
 async def test_a_killed_worker_process_is_restarted_with_a_log_line(
-    app: ServerApp, start_supervisor: StartSupervisor
+    app: ServerApp, start_quickdapp: StartQuickdapp
 ) -> None:
-    supervisor = start_supervisor(worker_count=2)
+    supervisor = start_quickdapp("workers", worker_count=2)
     first = await live_processes(app.queue_manager, 2)
     victim = first[0].pid
     os.kill(victim, signal.SIGKILL)
@@ -160,21 +162,25 @@ async def test_a_killed_worker_process_is_restarted_with_a_log_line(
 
 
 async def test_a_second_signal_kills_the_worker_processes_at_once(
-    app: ServerApp, start_supervisor: StartSupervisor
+    app: ServerApp, start_quickdapp: StartQuickdapp
 ) -> None:
-    supervisor = start_supervisor(worker_count=1, worker_shutdown_timeout=60)
+    supervisor = start_quickdapp("workers", worker_count=1, worker_shutdown_timeout=60)
     (process,) = await live_processes(app.queue_manager, 1)
     await app.queue_manager.submit_job("sleep", {"ms": 30_000})
 
     async def busy() -> bool:
-        return (await app.queue_manager.queue.getJobCounts("active"))["active"] == 1
+        return int((await app.queue_manager.queue.getJobCounts("active"))["active"]) == 1
 
     await eventually(busy, 15, "the job to start")
     supervisor.terminate()
-    await asyncio.sleep(0.5)
+
+    async def first_signal_handled() -> bool:
+        return "SIGTERM received: stopping the worker processes" in supervisor.log()
+
+    await eventually(first_signal_handled, 15, "the supervisor to take the first signal")
     began = time.monotonic()
-    supervisor.process.send_signal(signal.SIGINT)
-    code = await asyncio.to_thread(supervisor.wait, 10)
+    supervisor.send_signal(signal.SIGINT)
+    code = await supervisor.exited(10)
 
     assert time.monotonic() - began < 5
     assert code == 1, "killing the workers is not a clean shutdown"

@@ -1,14 +1,14 @@
-"""The `jobs` queue against a real Redis: processing, priorities, delays, concurrency."""
+"""A worker process (`quickdapp worker`): processing, priorities, delays, concurrency, SIGTERM."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from quickdapp.app.server_app import ServerApp
 from quickdapp.audit.store import get_job_history
-from tests.conftest import StartWorker
-from tests.helpers.waiting import audit_stored
+from tests.helpers.processes import StartQuickdapp
+from tests.helpers.waiting import audit_stored, eventually
+from tests.helpers.workers import StartWorker, idle_on_redis
 
 
 async def test_submitted_job_is_processed_and_returns_its_result(
@@ -47,7 +47,7 @@ async def test_delayed_jobs_start_within_150_ms_of_their_due_time(
     app: ServerApp, start_worker: StartWorker
 ) -> None:
     await start_worker(worker_queue_concurrency=5)
-    await asyncio.sleep(0.3)  # the worker is idle and blocking on Redis when the jobs arrive
+    await idle_on_redis(app.redis, 1)  # the jobs arrive while the worker waits for them
     delays = [300, 700, 1200, 1900]
     ids = [await app.queue_manager.submit_job("echo", {}, delay=d) for d in delays]
     for job_id in ids:
@@ -78,3 +78,27 @@ async def test_concurrency_n_runs_n_jobs_at_once(app: ServerApp, start_worker: S
     assert peak == concurrency
     # Two rounds of 0.6 s, not eight.
     assert elapsed < 2 * 0.6 + 1.5, f"{len(ids)} jobs took {elapsed:.2f}s"
+
+
+async def test_sigterm_finishes_the_active_job_and_leaves_the_rest_waiting(
+    app: ServerApp, start_quickdapp: StartQuickdapp
+) -> None:
+    worker = start_quickdapp("worker")
+    manager = app.queue_manager
+    running = await manager.submit_job("sleep", {"ms": 1500})
+    waiting = await manager.submit_job("sleep", {"ms": 10})
+
+    async def active() -> bool:
+        return await manager.inspect.state(running) == "active"
+
+    await eventually(active, 15, "the first job to be active")
+    worker.terminate()
+    code = await worker.exited(30)
+
+    assert code == 0, worker.log()
+    assert await manager.queue.getJobState(running) == "completed"
+    assert await manager.queue.getJobState(waiting) == "prioritized"
+    await audit_stored(app.redis)
+    rows = (await get_job_history(app.sessions)).items
+    assert [(r.job_id, r.status) for r in rows] == [(running, "completed")]
+    assert "SIGTERM received: finishing active jobs" in worker.log()
