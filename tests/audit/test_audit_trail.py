@@ -8,12 +8,10 @@ import pytest
 
 from quickdapp.app.server_app import ServerApp
 from quickdapp.attempts import JobExecution
-from quickdapp.audit.store import (
-    get_job_history,
-    get_job_metrics,
-    percentile,
-    record_job_execution,
-)
+from quickdapp.audit.histogram import percentile
+from quickdapp.audit.history import get_job_history
+from quickdapp.audit.job_metrics import get_job_metrics
+from quickdapp.audit.store import record_job_execution
 from tests.conftest import StartWorker
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

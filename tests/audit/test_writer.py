@@ -10,7 +10,7 @@ from sqlalchemy import event
 
 from quickdapp.app.server_app import ServerApp
 from quickdapp.attempts import JobExecution
-from quickdapp.audit.store import get_job_history
+from quickdapp.audit.history import get_job_history
 from quickdapp.audit.writer import AuditWriter
 
 

@@ -12,7 +12,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
 from quickdapp.attempts import JobExecution
-from quickdapp.audit.store import get_job_metrics, record_job_execution
+from quickdapp.audit.job_metrics import get_job_metrics
+from quickdapp.audit.store import record_job_execution
 from quickdapp.db.engine import create_engine, session_factory
 from quickdapp.db.migrate import upgrade
 from quickdapp.db.schema import Base

@@ -8,7 +8,8 @@ from sqlalchemy import select, update
 
 from quickdapp.app.server_app import ServerApp
 from quickdapp.attempts import JobExecution
-from quickdapp.audit.store import delete_job_history_before, record_job_execution
+from quickdapp.audit.cleanup import delete_job_history_before
+from quickdapp.audit.store import record_job_execution
 from quickdapp.db.schema import WorkerJob
 from tests.conftest import StartWorker
 from tests.helpers.waiting import eventually

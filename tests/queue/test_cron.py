@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from quickdapp.app.server_app import ServerApp
-from quickdapp.audit.store import get_job_history
+from quickdapp.audit.history import get_job_history
 from quickdapp.cli import main
 from quickdapp.config import Settings
 from quickdapp.errors import JobValidationError

@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from quickdapp.app.server_app import ServerApp
-from quickdapp.audit.store import get_job_history
+from quickdapp.audit.history import get_job_history
 from tests.conftest import StartWorker
 
 

@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime
 
 from quickdapp.app.server_app import ServerApp
-from quickdapp.audit.store import get_job_history
+from quickdapp.audit.history import get_job_history
 from quickdapp.workers.heartbeat import HEARTBEAT_TTL
 from tests.conftest import StartSupervisor
 from tests.helpers.supervisor import ROOT, alive, eventually, live_processes, settings_environment

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from quickdapp.app.server_app import ServerApp
-from quickdapp.audit.store import get_job_history
+from quickdapp.audit.history import get_job_history
 from quickdapp.config import Settings
 from tests.helpers.processes import settings_env
 from tests.helpers.waiting import eventually
