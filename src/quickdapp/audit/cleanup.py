@@ -1,8 +1,8 @@
 """Deleting audit rows past retention, at the speed of the table, never a running job's rows.
 
-The walk goes by id, in batches, and stops at the id of the last row created before the
-cutoff: rows are written in time order, so that id bounds it, and no batch reads on to the
-table's end. Each batch is one short transaction that deletes rows by id; it never touches
+The walk goes up the ids in batches of `batch_size` ids and stops at the highest id of a row
+created before the cutoff (one look at the (created_at, id) index), so no batch reads on to
+the table's end. Each batch is one short transaction deleting an id range; it never touches
 the rows being inserted meanwhile (newer ids), so writers are not held up.
 
 A job with a completed attempt is finished for good, so its rows may go without asking
@@ -12,12 +12,13 @@ retry: those, and only those, are put to `keep` (which asks Redis, see cleanupAu
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from quickdapp.audit.times import check_time
 from quickdapp.db.schema import WorkerJob
@@ -49,43 +50,44 @@ async def delete_job_history_before(
     if last_id is None:
         return 0
     deleted = 0
-    after_id = 0  # rows are walked in id order, so rows kept are not read again
+    after_id = 0  # batches are id ranges, walked upward: rows kept are not read again
     while after_id < last_id:
         async with sessions.begin() as session:
-            rows = (
-                await session.execute(
-                    select(WorkerJob.id, WorkerJob.job_id, WorkerJob.status)
-                    .where(WorkerJob.id > after_id, WorkerJob.id <= last_id)
-                    .where(WorkerJob.created_at < cutoff)
-                    .order_by(WorkerJob.id)
-                    .limit(batch_size)
-                )
-            ).all()
-            if not rows:
-                break
-            after_id = rows[-1].id
-            kept = await _kept(session, rows, keep)
-            ids = [row.id for row in rows if row.job_id not in kept]
-            if ids:
-                result = await session.execute(delete(WorkerJob).where(WorkerJob.id.in_(ids)))
-                deleted += result.rowcount or 0  # type: ignore[attr-defined]
-        if len(rows) < batch_size:
-            break
+            # The batch: the next `batch_size` ids, read from the primary key's index alone.
+            upto = await session.scalar(
+                select(WorkerJob.id)
+                .where(WorkerJob.id > after_id, WorkerJob.id <= last_id)
+                .order_by(WorkerJob.id)
+                .offset(batch_size - 1)
+                .limit(1)
+            )
+            upto = last_id if upto is None else upto
+            batch = [WorkerJob.id > after_id, WorkerJob.id <= upto, WorkerJob.created_at < cutoff]
+            kept = await _kept(session, batch, keep)
+            statement = delete(WorkerJob).where(*batch)
+            if kept:
+                statement = statement.where(WorkerJob.job_id.not_in(sorted(kept)))
+            result = await session.execute(statement)
+            deleted += result.rowcount or 0  # type: ignore[attr-defined]
+        after_id = upto
     return deleted
 
 
-async def _kept(session: AsyncSession, rows: Sequence[Any], keep: KeepJobs | None) -> set[str]:
-    """The job ids of `rows` whose rows must stay."""
+async def _kept(session: AsyncSession, batch: list[Any], keep: KeepJobs | None) -> set[str]:
+    """The job ids of the batch's rows whose rows must stay."""
     if keep is None:
         return set()
-    open_jobs = {row.job_id for row in rows} - {row.job_id for row in rows if row.status == "completed"}
-    if not open_jobs:
-        return set()
-    # A completed attempt elsewhere in the table (a later one, usually) closes the job too.
-    completed = await session.scalars(
-        select(WorkerJob.job_id)
-        .where(WorkerJob.job_id.in_(sorted(open_jobs)), WorkerJob.status == "completed")
-        .distinct()
+    # Only jobs with no completed attempt anywhere (a later one is usually newer than the
+    # cutoff) may still run: those few, not every job of the batch, are asked about.
+    completed = aliased(WorkerJob)
+    open_jobs = set(
+        await session.scalars(
+            select(WorkerJob.job_id)
+            .where(*batch, WorkerJob.status == "failed")
+            .where(
+                ~exists().where(completed.job_id == WorkerJob.job_id, completed.status == "completed")
+            )
+            .distinct()
+        )
     )
-    open_jobs -= set(completed)
     return await keep(open_jobs) if open_jobs else set()

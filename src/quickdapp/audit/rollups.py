@@ -11,22 +11,21 @@ hours, each sorted), so concurrent batches wait for each other but never deadloc
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, and_, cast, delete, func, insert, literal, or_, select
+from sqlalchemy import BigInteger, Integer, Table, and_, cast, delete, func, insert, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from quickdapp.audit.histogram import duration_bin
 from quickdapp.audit.times import EPOCH, HOUR, MINUTE, check_time, epoch_hour, epoch_minute
 from quickdapp.db.schema import WorkerJob, WorkerJobHour, WorkerJobMinute
-from quickdapp.db.upsert import insert_or_add
+from quickdapp.db.upsert import add_statement
 
 logger = logging.getLogger(__name__)
 
-_CHUNK_ROWS = 1000  # rows per statement: well under asyncpg's and SQLite's bind-parameter limits
 _REBUILD_SPAN = timedelta(days=1)  # raw rows aggregated per rebuild transaction
 
 
@@ -38,11 +37,6 @@ class StoredAttempt:
     status: str
     created_at: datetime
     duration_ms: int
-
-
-def chunks(rows: Sequence[Any], size: int = _CHUNK_ROWS) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
 
 
 MinuteKey = tuple[int, str, str]  # minute, type, status
@@ -72,13 +66,16 @@ async def _add(
     cells: Mapping[tuple[Any, ...], list[int]],
 ) -> None:
     """Upsert `cells` (key -> [attempts, duration sum]) in key order, adding to stored counts."""
+    if not cells:
+        return
     rows = [
         {**dict(zip(key, cell_key, strict=True)), "attempts": n, "duration_sum_ms": total}
         for cell_key, (n, total) in sorted(cells.items())
     ]
-    for chunk in chunks(rows):
-        statement = insert_or_add(session, model, key, ["attempts", "duration_sum_ms"])
-        await session.execute(statement.values(list(chunk)))
+    table: Table = model.__table__  # type: ignore[assignment]
+    dialect = session.get_bind().dialect.name
+    statement = add_statement(dialect, table, tuple(key), ("attempts", "duration_sum_ms"))
+    await session.execute(statement, rows)
 
 
 def created_minute(session: AsyncSession) -> Any:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
+from typing import Any
 
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from quickdapp.attempts import JobExecution
-from quickdapp.audit.rollups import StoredAttempt, add_to_rollups, chunks
+from quickdapp.audit.rollups import StoredAttempt, add_to_rollups
 from quickdapp.db.schema import WorkerJob
-from quickdapp.db.upsert import insert_or_skip
+from quickdapp.db.upsert import skip_statement
 
 
 async def record_job_execution(
@@ -24,11 +27,11 @@ async def record_job_executions(
 ) -> int:
     """Store a batch of attempts and their rollups in one transaction; returns how many were new.
 
-    The one way attempts enter the audit trail, for a batch of any size (it is sent in chunks
-    inside the transaction). An attempt already stored, or twice in the batch, keeps its first
-    row and is counted in the rollups once: only the rows the insert reports back are added.
-    So a batch may be retried whole after an error (nothing of it was committed) or delivered
-    again after a commit (nothing changes), and the caller acknowledges it once this returns.
+    The one way attempts enter the audit trail, for a batch of any size. An attempt already
+    stored, or twice in the batch, keeps its first row and is counted in the rollups once:
+    only the rows the insert reports back are added. So a batch may be retried whole after an
+    error (nothing of it was committed) or delivered again after a commit (nothing changes),
+    and the caller acknowledges it once this returns.
     """
     unique: dict[tuple[str, int], JobExecution] = {}
     for execution in executions:
@@ -53,14 +56,19 @@ async def record_job_executions(
     ]
     if not rows:
         return 0
-    stored: list[StoredAttempt] = []
     async with sessions.begin() as session:
-        for chunk in chunks(rows):
-            inserted = await session.execute(
-                insert_or_skip(session, WorkerJob, ["job_id", "attempt"])
-                .values(list(chunk))
-                .returning(WorkerJob.type, WorkerJob.status, WorkerJob.created_at, WorkerJob.duration_ms)
-            )
-            stored.extend(StoredAttempt(*row) for row in inserted)
+        # A list of rows goes out as multi-row INSERTs of ~1,000 rows (insertmanyvalues), and
+        # RETURNING reports only the rows stored: those, and only those, enter the rollups.
+        inserted = await session.execute(_insert(session.get_bind().dialect.name), rows)
+        stored = [StoredAttempt(*row) for row in inserted]
         await add_to_rollups(session, stored)
     return len(stored)
+
+
+@cache
+def _insert(dialect: str) -> Any:
+    table: Table = WorkerJob.__table__  # type: ignore[assignment]
+    columns = table.c
+    return skip_statement(dialect, table, ("job_id", "attempt")).returning(
+        columns.type, columns.status, columns.created_at, columns.duration_ms
+    )
