@@ -123,7 +123,8 @@ class AuditMetrics(BaseModel):
         "Counts, success rate and mean duration are exact. p50/p95 are exact when the window "
         "holds no whole clock hour; longer windows take them from hourly duration histograms "
         "(8 log-scale bins per doubling), within 4.4 % of the exact value "
-        "(`exact_percentiles` false). The series has at most `buckets` bars of a round size."
+        "(`exact_percentiles` false). The series has about `buckets` bars (at most 10 % more) "
+        "of a round size."
     ),
 )
 async def audit_metrics(
@@ -155,8 +156,12 @@ async def audit_metrics(
 
 
 def _bucket_size(window: timedelta, buckets: int) -> int:
-    """The smallest round bucket size that cuts `window` into at most `buckets` bars."""
-    wanted = max(1, -(-int(window.total_seconds()) // buckets))
+    """The smallest round bucket size that cuts `window` into about `buckets` bars.
+
+    Up to 10 % more bars are allowed, so that "30 days ago" (a few seconds over 30 days)
+    still gets 12-hour bars rather than half as many daily ones.
+    """
+    wanted = max(1, int(window.total_seconds() / buckets / 1.1))
     for size in _BUCKET_SIZES:
         if size >= wanted:
             return size
