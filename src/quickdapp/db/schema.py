@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -66,8 +67,22 @@ class WorkerJob(Base):
         Index("ix_worker_jobs_created_at_id", "created_at", "id"),
         Index("ix_worker_jobs_type_created_at_id", "type", "created_at", "id"),
         Index("ix_worker_jobs_type_status_created_at_id", "type", "status", "created_at", "id"),
-        Index("ix_worker_jobs_status_created_at_id", "status", "created_at", "id"),
-        Index("ix_worker_jobs_user_id_created_at_id", "user_id", "created_at", "id"),
+        # Partial: failures and rows with a user are a few % of the table, the indexes as small.
+        Index(
+            "ix_worker_jobs_failed_created_at_id",
+            "created_at",
+            "id",
+            postgresql_where=text("status = 'failed'"),
+            sqlite_where=text("status = 'failed'"),
+        ),
+        Index(
+            "ix_worker_jobs_user_id_created_at_id",
+            "user_id",
+            "created_at",
+            "id",
+            postgresql_where=text("user_id IS NOT NULL"),
+            sqlite_where=text("user_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
