@@ -8,7 +8,7 @@ NODE_READY := node_modules/.ready
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: dev test lint bench bench-chain clean contracts chromium
+.PHONY: dev test lint bench bench-chain bench-audit clean contracts chromium
 
 dev: $(READY) $(NODE_READY) .env
 	$(BIN)/quickdapp dev
@@ -44,6 +44,12 @@ $(READY): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
+
+# The audit trail at production size: 3M rows in a throwaway PostgreSQL database (by COPY) and
+# 1M in a SQLite file, every dashboard and CLI query timed, cleanupAuditLog beside an inserter.
+# Writes bench/results/audit_scale.json and .md (the README's table). About 10 minutes.
+bench-audit: $(READY)
+	PYTHONPATH=. timeout 3600 $(BIN)/python bench/audit_scale.py
 
 bench-chain: $(READY) $(NODE_READY)
 	PYTHONPATH=. $(BIN)/python bench/watch_chain_throughput.py --transfers 1000 --rounds 5

@@ -1,8 +1,9 @@
-"""Audit attempts for tests: made up, and read back from the database as plain tuples."""
+"""Audit attempts for tests: made up, and read back (rows and rollups) as plain values."""
 
 from __future__ import annotations
 
 import random
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -10,7 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from quickdapp.attempts import JobExecution, Status
-from quickdapp.db.schema import WorkerJob
+from quickdapp.audit.histogram import duration_bin
+from quickdapp.audit.times import epoch_hour, epoch_minute
+from quickdapp.db.schema import WorkerJob, WorkerJobHour, WorkerJobMinute
 
 TYPES = ("watchChain", "deployMulticall3", "cleanupAuditLog")
 
@@ -65,3 +68,34 @@ async def stored_rows(sessions: async_sessionmaker[AsyncSession]) -> list[Any]:
             ).order_by(WorkerJob.id)
         )
         return list(result.all())
+
+
+Groups = tuple[Counter[tuple[Any, ...]], Counter[tuple[Any, ...]]]
+
+
+def expected_rollups(rows: list[Any]) -> Groups:
+    """What the rollups must hold for `rows` (of stored_rows): per minute, and per hour and
+    duration bin, attempts and duration sums as counters of (key..., 'n' | 'sum')."""
+    minutes: Counter[tuple[Any, ...]] = Counter()
+    hours: Counter[tuple[Any, ...]] = Counter()
+    for row in rows:
+        minute = (epoch_minute(row.created_at), row.type, row.status)
+        hour = (epoch_hour(row.created_at), row.type, row.status, duration_bin(row.duration_ms))
+        for counter, key in ((minutes, minute), (hours, hour)):
+            counter[(*key, "n")] += 1
+            counter[(*key, "sum")] += row.duration_ms
+    return +minutes, +hours
+
+
+async def stored_rollups(sessions: async_sessionmaker[AsyncSession]) -> Groups:
+    """What the rollups hold, in the shape of expected_rollups."""
+    minutes: Counter[tuple[Any, ...]] = Counter()
+    hours: Counter[tuple[Any, ...]] = Counter()
+    async with sessions() as session:
+        for m in await session.scalars(select(WorkerJobMinute)):
+            minutes[(m.minute, m.type, m.status, "n")] += m.attempts
+            minutes[(m.minute, m.type, m.status, "sum")] += m.duration_sum_ms
+        for h in await session.scalars(select(WorkerJobHour)):
+            hours[(h.hour, h.type, h.status, h.duration_bin, "n")] += h.attempts
+            hours[(h.hour, h.type, h.status, h.duration_bin, "sum")] += h.duration_sum_ms
+    return +minutes, +hours

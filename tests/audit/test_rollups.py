@@ -3,56 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from quickdapp.audit.cleanup import delete_job_history_before
-from quickdapp.audit.histogram import duration_bin
 from quickdapp.audit.rollups import ensure_rollups, prune_rollups, rebuild_rollups
 from quickdapp.audit.store import record_job_executions
 from quickdapp.audit.times import epoch_hour, epoch_minute
 from quickdapp.db.schema import WorkerJob, WorkerJobHour, WorkerJobMinute
-from tests.audit.attempts import attempt, random_attempts, stored_rows
+from tests.audit.attempts import (
+    attempt,
+    expected_rollups,
+    random_attempts,
+    stored_rollups,
+    stored_rows,
+)
 
 T0 = datetime(2026, 3, 1, 11, 58, tzinfo=UTC)
 SPAN = timedelta(hours=3)
 
-Groups = tuple[Counter[tuple[Any, ...]], Counter[tuple[Any, ...]]]
-
-
-def _group(rows: list[Any]) -> Groups:
-    """What the rollups must hold for `rows`: per minute, and per hour and duration bin,
-    [attempts, duration sum] flattened as counters of (key..., 'n'|'sum')."""
-    minutes: Counter[tuple[Any, ...]] = Counter()
-    hours: Counter[tuple[Any, ...]] = Counter()
-    for row in rows:
-        minute = (epoch_minute(row.created_at), row.type, row.status)
-        hour = (epoch_hour(row.created_at), row.type, row.status, duration_bin(row.duration_ms))
-        for counter, key in ((minutes, minute), (hours, hour)):
-            counter[(*key, "n")] += 1
-            counter[(*key, "sum")] += row.duration_ms
-    return +minutes, +hours
-
-
-async def _rollups(sessions: async_sessionmaker[AsyncSession]) -> Groups:
-    minutes: Counter[tuple[Any, ...]] = Counter()
-    hours: Counter[tuple[Any, ...]] = Counter()
-    async with sessions() as session:
-        for m in await session.scalars(select(WorkerJobMinute)):
-            minutes[(m.minute, m.type, m.status, "n")] += m.attempts
-            minutes[(m.minute, m.type, m.status, "sum")] += m.duration_sum_ms
-        for h in await session.scalars(select(WorkerJobHour)):
-            hours[(h.hour, h.type, h.status, h.duration_bin, "n")] += h.attempts
-            hours[(h.hour, h.type, h.status, h.duration_bin, "sum")] += h.duration_sum_ms
-    return +minutes, +hours
-
 
 async def _assert_rollups_match_rows(sessions: async_sessionmaker[AsyncSession]) -> None:
-    assert await _rollups(sessions) == _group(await stored_rows(sessions))
+    assert await stored_rollups(sessions) == expected_rollups(await stored_rows(sessions))
 
 
 async def test_rollups_equal_a_group_by_of_the_rows_also_after_duplicates(
@@ -89,17 +63,17 @@ async def test_cleanup_keeps_the_rollups_and_pruning_drops_only_older_ones(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     await record_job_executions(sessions, random_attempts(300, T0, SPAN, seed=4))
-    before_cleanup = await _rollups(sessions)
+    before_cleanup = await stored_rollups(sessions)
     cutoff = T0 + timedelta(hours=1, minutes=17, seconds=30)
 
     deleted = await delete_job_history_before(sessions, cutoff, batch_size=50)
 
     rows = await stored_rows(sessions)
     assert deleted > 0 and all(row.created_at >= cutoff for row in rows)
-    assert await _rollups(sessions) == before_cleanup  # the history of deleted rows stays
+    assert await stored_rollups(sessions) == before_cleanup  # the history of deleted rows stays
     pruned = await prune_rollups(sessions, cutoff)
-    minutes, hours = await _rollups(sessions)
-    expected_minutes, expected_hours = _group(rows)
+    minutes, hours = await stored_rollups(sessions)
+    expected_minutes, expected_hours = expected_rollups(rows)
     # What is left is the minutes and hours from the cutoff's on; those after it match the rows.
     assert pruned > 0
     assert min(key[0] for key in minutes) >= epoch_minute(cutoff)
@@ -164,11 +138,11 @@ async def test_rebuild_keeps_hours_without_rows_unless_given_a_range(
         await session.execute(delete(WorkerJob).where(WorkerJob.job_id == "old"))  # cleaned up
 
     await rebuild_rollups(sessions)
-    minutes, _ = await _rollups(sessions)
+    minutes, _ = await stored_rollups(sessions)
     assert (epoch_minute(old), "echo", "completed", "n") in minutes  # its history stays
 
     await rebuild_rollups(sessions, since=old - timedelta(hours=1), until=T0 - timedelta(days=1))
-    minutes, hours = await _rollups(sessions)
+    minutes, hours = await stored_rollups(sessions)
     assert [key[0] for key in minutes] == [epoch_minute(T0)] * 2
     assert {key[0] for key in hours} == {epoch_hour(T0)}
 
