@@ -1,9 +1,10 @@
 """Deleting audit rows past retention, at the speed of the table, never a running job's rows.
 
 The walk goes up the ids in batches of `batch_size` ids and stops at the highest id of a row
-created before the cutoff (one look at the (created_at, id) index), so no batch reads on to
-the table's end. Each batch is one short transaction deleting an id range; it never touches
-the rows being inserted meanwhile (newer ids), so writers are not held up.
+created before the cutoff (read from the (created_at, id) index's entries before the cutoff),
+so no batch reads on to the table's end, and a row written late with an older time still goes.
+Each batch is one short transaction deleting an id range; it never touches the rows being
+inserted meanwhile (newer ids), so writers are not held up.
 
 A job with a completed attempt is finished for good, so its rows may go without asking
 anyone. Only jobs whose rows so far are all failures might still be running or waiting for a
@@ -43,7 +44,8 @@ async def delete_job_history_before(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     check_time("cutoff", cutoff)
     async with sessions() as session:
-        # The index on (created_at, id) answers this from its entries before the cutoff.
+        # The highest id past retention, from the (created_at, id) index's entries before the
+        # cutoff: one pass over what is about to be deleted, however large the table above it.
         last_id = await session.scalar(
             select(func.max(WorkerJob.id)).where(WorkerJob.created_at < cutoff)
         )

@@ -4,8 +4,10 @@
 and counts only the rows that insert actually stored, so a redelivered attempt is never counted
 twice. `rebuild_rollups` recomputes them from worker_jobs, for rows imported or repaired by hand.
 
-Writers take row locks in one global order (raw rows by (job_id, attempt), then minutes, then
-hours, each sorted), so concurrent batches wait for each other but never deadlock.
+Writers take row locks in one global order (raw rows by (created_at, job_id, attempt), then
+minutes, then hours, each sorted), so concurrent batches wait for each other but never
+deadlock. (Two different versions of one attempt, with other end times, could still cross;
+PostgreSQL then aborts one batch, which its writer retries whole.)
 """
 
 from __future__ import annotations

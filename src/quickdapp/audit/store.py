@@ -36,7 +36,8 @@ async def record_job_executions(
     unique: dict[tuple[str, int], JobExecution] = {}
     for execution in executions:
         unique.setdefault((execution.job_id, execution.attempt), execution)
-    # Sorted, so that concurrent batches lock rows in one order (see audit.rollups).
+    # In time order, then by key: ids follow created_at as far as one batch can make them, and
+    # concurrent batches lock the rows of the same attempts in one order (see audit.rollups).
     rows = [
         {
             "job_id": execution.job_id,
@@ -52,7 +53,7 @@ async def record_job_executions(
             "duration_ms": execution.duration_ms,
             "created_at": execution.completed_at,
         }
-        for _, execution in sorted(unique.items(), key=lambda item: item[0])
+        for _, execution in sorted(unique.items(), key=lambda item: (item[1].completed_at, *item[0]))
     ]
     if not rows:
         return 0
