@@ -1,8 +1,8 @@
 """Deleting audit rows past retention, at the speed of the table, never a running job's rows.
 
 The walk goes up the ids in batches of `batch_size` ids and stops at the highest id of a row
-created before the cutoff (read from the (created_at, id) index's entries before the cutoff),
-so no batch reads on to the table's end, and a row written late with an older time still goes.
+created in the day before the cutoff (see _last_id), so no batch reads on to the table's end,
+and a row written late with an older time still goes.
 Each batch is one short transaction deleting an id range; it never touches the rows being
 inserted meanwhile (newer ids), so writers are not held up.
 
@@ -14,7 +14,7 @@ retry: those, and only those, are put to `keep` (which asks Redis, see cleanupAu
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, exists, func, select
@@ -23,6 +23,8 @@ from sqlalchemy.orm import aliased
 
 from quickdapp.audit.times import check_time
 from quickdapp.db.schema import WorkerJob
+
+_BOUND_WINDOW = timedelta(days=1)
 
 # Given job ids, returns those whose audit rows must not be deleted yet.
 KeepJobs = Callable[[set[str]], Awaitable[set[str]]]
@@ -44,11 +46,7 @@ async def delete_job_history_before(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     check_time("cutoff", cutoff)
     async with sessions() as session:
-        # The highest id past retention, from the (created_at, id) index's entries before the
-        # cutoff: one pass over what is about to be deleted, however large the table above it.
-        last_id = await session.scalar(
-            select(func.max(WorkerJob.id)).where(WorkerJob.created_at < cutoff)
-        )
+        last_id = await _last_id(session, cutoff)
     if last_id is None:
         return 0
     deleted = 0
@@ -73,6 +71,28 @@ async def delete_job_history_before(
             deleted += result.rowcount or 0  # type: ignore[attr-defined]
         after_id = upto
     return deleted
+
+
+async def _last_id(session: AsyncSession, cutoff: datetime) -> int | None:
+    """The highest id of a row created before `cutoff`.
+
+    Read from the (created_at, id) index's entries of the last day before the cutoff: with a
+    daily cleanup those are the live rows past retention, while the entries before them are the
+    rows earlier runs deleted (dead until VACUUM: reading 350,000 of them took 1.8 s). Rows past
+    retention written after a row of that day (a writer over a day late) wait for the next run.
+    """
+    # max(id + 0), not max(id): PostgreSQL would turn max(id) into a walk down the primary key
+    # from the table's end, filtering on created_at (2.2M rows, 1.2 s at 3M), instead of
+    # reading the index range of the window (95,000 entries, 20 ms).
+    highest = func.max(WorkerJob.id + 0)
+    newest = await session.scalar(
+        select(highest).where(
+            WorkerJob.created_at >= cutoff - _BOUND_WINDOW, WorkerJob.created_at < cutoff
+        )
+    )
+    if newest is not None:
+        return int(newest)
+    return await session.scalar(select(highest).where(WorkerJob.created_at < cutoff))
 
 
 async def _kept(session: AsyncSession, batch: list[Any], keep: KeepJobs | None) -> set[str]:
