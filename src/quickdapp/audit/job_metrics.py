@@ -88,12 +88,12 @@ async def get_job_metrics(
             session, [(since, EPOCH + first_hour * HOUR), (EPOCH + last_hour * HOUR, end)], type
         )
         hours = await _hours(session, first_hour, last_hour, type)
-        rolled_up = _counts(hours, count_at=3)
-        if sum(rolled_up.values()) + sum(_counts(edges, count_at=3).values()) <= EXACT_MAX_ROWS:
+        rolled_up = _counts(hours)
+        if sum(rolled_up.values()) + sum(_counts(edges).values()) <= EXACT_MAX_ROWS:
             # Few rows: read the whole hours too, for exact percentiles, unless worker_jobs no
             # longer holds what the rollups count (cleaned up, or written around them).
             middle = await _raw(session, [(EPOCH + first_hour * HOUR, EPOCH + last_hour * HOUR)], type)
-            if _counts(middle, count_at=3) == rolled_up:
+            if _counts(middle) == rolled_up:
                 return _exact([*edges, *middle])
     tallies: dict[str, _Tally] = {}
     for job_type, status, duration, attempts in edges:
@@ -117,11 +117,11 @@ def _exact(rows: list[Any]) -> list[JobMetrics]:
     return [_figures(job_type, tally, exact=True) for job_type, tally in sorted(tallies.items())]
 
 
-def _counts(rows: list[Any], *, count_at: int) -> Counter[tuple[str, str]]:
-    """Attempts per (type, status) of grouped rows whose count is at index `count_at`."""
+def _counts(rows: list[Any]) -> Counter[tuple[str, str]]:
+    """Attempts per (type, status) of grouped rows (type, status, duration or bin, attempts, ...)."""
     counts: Counter[tuple[str, str]] = Counter()
     for row in rows:
-        counts[(row[0], row[1])] += int(row[count_at])
+        counts[(row[0], row[1])] += int(row[3])
     return counts
 
 
