@@ -99,7 +99,9 @@ async def get_job_history(
     if type is not None:
         conditions.append(WorkerJob.type == type)
     if status is not None:
-        conditions.append(WorkerJob.status == status)
+        # Written into the SQL, not bound: only a known 'failed' lets PostgreSQL's generic plans
+        # and SQLite use the partial index of failures.
+        conditions.append(WorkerJob.status == literal(status, literal_execute=True))
     if user_id is not None:
         conditions.append(WorkerJob.user_id == user_id)
     if since is not None:
