@@ -196,7 +196,7 @@ async def test_default_jobs_without_a_chain_schedule_only_the_cleanup(
         "0 3 * * *",
         OWNER,
     )
-    assert job.data == {"retentionDays": 30, "batchSize": 1000}
+    assert job.data == {"retentionDays": 30, "batchSize": 5000}
     assert job.next_run is not None and (job.next_run.hour, job.next_run.minute) == (3, 0)
 
 
@@ -390,7 +390,7 @@ def test_cli_schedule_list_and_unschedule(
     header, line = capsys.readouterr().out.splitlines()
     assert header.split()[:4] == ["KEY", "TYPE", "PATTERN", "TZ"]
     assert line.split()[:4] == ["c", "cleanupAuditLog", "0", "4"]
-    assert line.endswith('04:00:00  {"retentionDays":9,"batchSize":1000}')
+    assert line.endswith('04:00:00  {"retentionDays":9,"batchSize":5000}')
 
     assert main([*cli, "unschedule", "c"]) == 0
     assert main([*cli, "unschedule", "c"]) == 1
