@@ -303,7 +303,7 @@ async def _postgres(settings: Settings, database_url: str, rows: int) -> dict[st
             sizes = await connection.fetch(
                 "SELECT relname, pg_total_relation_size(oid) AS bytes, reltuples::bigint AS rows "
                 "FROM pg_class WHERE relname IN "
-                "('worker_jobs', 'worker_job_minutes', 'worker_job_hours')"
+                "('worker_jobs', 'worker_job_minutes', 'worker_job_hours', 'worker_job_hour_bins')"
             )
         finally:
             await connection.close()

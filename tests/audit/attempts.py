@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from quickdapp.attempts import JobExecution, Status
 from quickdapp.audit.histogram import duration_bin
 from quickdapp.audit.times import epoch_hour, epoch_minute
-from quickdapp.db.schema import WorkerJob, WorkerJobHour, WorkerJobMinute
+from quickdapp.db.schema import WorkerJob, WorkerJobHour, WorkerJobHourBin, WorkerJobMinute
 
 TYPES = ("watchChain", "deployMulticall3", "cleanupAuditLog")
 
@@ -70,32 +70,36 @@ async def stored_rows(sessions: async_sessionmaker[AsyncSession]) -> list[Any]:
         return list(result.all())
 
 
-Groups = tuple[Counter[tuple[Any, ...]], Counter[tuple[Any, ...]]]
+Groups = dict[str, Counter[tuple[Any, ...]]]
 
 
 def expected_rollups(rows: list[Any]) -> Groups:
-    """What the rollups must hold for `rows` (of stored_rows): per minute, and per hour and
-    duration bin, attempts and duration sums as counters of (key..., 'n' | 'sum')."""
-    minutes: Counter[tuple[Any, ...]] = Counter()
-    hours: Counter[tuple[Any, ...]] = Counter()
+    """What the rollups must hold for `rows` (of stored_rows): per minute, per hour, and per
+    hour and duration bin, attempts and duration sums as counters of (key..., 'n' | 'sum')."""
+    groups: Groups = {"minutes": Counter(), "hours": Counter(), "bins": Counter()}
     for row in rows:
-        minute = (epoch_minute(row.created_at), row.type, row.status)
-        hour = (epoch_hour(row.created_at), row.type, row.status, duration_bin(row.duration_ms))
-        for counter, key in ((minutes, minute), (hours, hour)):
-            counter[(*key, "n")] += 1
-            counter[(*key, "sum")] += row.duration_ms
-    return +minutes, +hours
+        hour = epoch_hour(row.created_at)
+        for name, key in (
+            ("minutes", (epoch_minute(row.created_at), row.type, row.status)),
+            ("hours", (hour, row.type, row.status)),
+            ("bins", (hour, row.type, row.status, duration_bin(row.duration_ms))),
+        ):
+            groups[name][(*key, "n")] += 1
+            groups[name][(*key, "sum")] += row.duration_ms
+    return {name: +counter for name, counter in groups.items()}
 
 
 async def stored_rollups(sessions: async_sessionmaker[AsyncSession]) -> Groups:
     """What the rollups hold, in the shape of expected_rollups."""
-    minutes: Counter[tuple[Any, ...]] = Counter()
-    hours: Counter[tuple[Any, ...]] = Counter()
+    groups: Groups = {"minutes": Counter(), "hours": Counter(), "bins": Counter()}
     async with sessions() as session:
         for m in await session.scalars(select(WorkerJobMinute)):
-            minutes[(m.minute, m.type, m.status, "n")] += m.attempts
-            minutes[(m.minute, m.type, m.status, "sum")] += m.duration_sum_ms
+            groups["minutes"][(m.minute, m.type, m.status, "n")] += m.attempts
+            groups["minutes"][(m.minute, m.type, m.status, "sum")] += m.duration_sum_ms
         for h in await session.scalars(select(WorkerJobHour)):
-            hours[(h.hour, h.type, h.status, h.duration_bin, "n")] += h.attempts
-            hours[(h.hour, h.type, h.status, h.duration_bin, "sum")] += h.duration_sum_ms
-    return +minutes, +hours
+            groups["hours"][(h.hour, h.type, h.status, "n")] += h.attempts
+            groups["hours"][(h.hour, h.type, h.status, "sum")] += h.duration_sum_ms
+        for b in await session.scalars(select(WorkerJobHourBin)):
+            groups["bins"][(b.hour, b.type, b.status, b.duration_bin, "n")] += b.attempts
+            groups["bins"][(b.hour, b.type, b.status, b.duration_bin, "sum")] += b.duration_sum_ms
+    return {name: +counter for name, counter in groups.items()}

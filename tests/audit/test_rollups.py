@@ -12,7 +12,7 @@ from quickdapp.audit.cleanup import delete_job_history_before
 from quickdapp.audit.rollups import ensure_rollups, prune_rollups, rebuild_rollups
 from quickdapp.audit.store import record_job_executions
 from quickdapp.audit.times import epoch_hour, epoch_minute
-from quickdapp.db.schema import WorkerJob, WorkerJobHour, WorkerJobMinute
+from quickdapp.db.schema import WorkerJob, WorkerJobHour, WorkerJobHourBin, WorkerJobMinute
 from tests.audit.attempts import (
     attempt,
     expected_rollups,
@@ -72,18 +72,18 @@ async def test_cleanup_keeps_the_rollups_and_pruning_drops_only_older_ones(
     assert deleted > 0 and all(row.created_at >= cutoff for row in rows)
     assert await stored_rollups(sessions) == before_cleanup  # the history of deleted rows stays
     pruned = await prune_rollups(sessions, cutoff)
-    minutes, hours = await stored_rollups(sessions)
-    expected_minutes, expected_hours = expected_rollups(rows)
+    stored, expected = await stored_rollups(sessions), expected_rollups(rows)
     # What is left is the minutes and hours from the cutoff's on; those after it match the rows.
     assert pruned > 0
-    assert min(key[0] for key in minutes) >= epoch_minute(cutoff)
-    assert {k: v for k, v in minutes.items() if k[0] > epoch_minute(cutoff)} == {
-        k: v for k, v in expected_minutes.items() if k[0] > epoch_minute(cutoff)
-    }
-    assert min(key[0] for key in hours) >= epoch_hour(cutoff)
-    assert {k: v for k, v in hours.items() if k[0] > epoch_hour(cutoff)} == {
-        k: v for k, v in expected_hours.items() if k[0] > epoch_hour(cutoff)
-    }
+    for name, unit in (
+        ("minutes", epoch_minute(cutoff)),
+        ("hours", epoch_hour(cutoff)),
+        ("bins", epoch_hour(cutoff)),
+    ):
+        assert min(key[0] for key in stored[name]) >= unit
+        assert {k: v for k, v in stored[name].items() if k[0] > unit} == {
+            k: v for k, v in expected[name].items() if k[0] > unit
+        }
 
 
 async def test_rebuild_recomputes_rollups_from_rows_written_around_them(
@@ -113,7 +113,7 @@ async def test_rebuild_recomputes_rollups_from_rows_written_around_them(
         )
         await session.execute(delete(WorkerJobMinute).where(WorkerJobMinute.type == "watchChain"))
         await session.execute(
-            insert(WorkerJobHour).values(
+            insert(WorkerJobHourBin).values(
                 hour=epoch_hour(T0),
                 type="x",
                 status="failed",
@@ -138,13 +138,13 @@ async def test_rebuild_keeps_hours_without_rows_unless_given_a_range(
         await session.execute(delete(WorkerJob).where(WorkerJob.job_id == "old"))  # cleaned up
 
     await rebuild_rollups(sessions)
-    minutes, _ = await stored_rollups(sessions)
+    minutes = (await stored_rollups(sessions))["minutes"]
     assert (epoch_minute(old), "echo", "completed", "n") in minutes  # its history stays
 
     await rebuild_rollups(sessions, since=old - timedelta(hours=1), until=T0 - timedelta(days=1))
-    minutes, hours = await stored_rollups(sessions)
-    assert [key[0] for key in minutes] == [epoch_minute(T0)] * 2
-    assert {key[0] for key in hours} == {epoch_hour(T0)}
+    stored = await stored_rollups(sessions)
+    assert [key[0] for key in stored["minutes"]] == [epoch_minute(T0)] * 2
+    assert {key[0] for key in stored["hours"]} == {key[0] for key in stored["bins"]} == {epoch_hour(T0)}
 
 
 async def test_rollups_are_built_once_for_a_trail_written_before_them(
@@ -154,6 +154,7 @@ async def test_rollups_are_built_once_for_a_trail_written_before_them(
     async with sessions.begin() as session:
         await session.execute(delete(WorkerJobMinute))
         await session.execute(delete(WorkerJobHour))
+        await session.execute(delete(WorkerJobHourBin))
 
     report = await ensure_rollups(sessions)
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from quickdapp.app.server_app import ServerApp
 from quickdapp.audit.cleanup import delete_job_history_before
 from quickdapp.audit.store import record_job_executions
-from quickdapp.db.schema import WorkerJob, WorkerJobHour, WorkerJobMinute
+from quickdapp.db.schema import WorkerJob, WorkerJobHour, WorkerJobHourBin, WorkerJobMinute
 from quickdapp.jobs.cleanup_audit_log import CLEANUP_AUDIT_LOG, CleanupAuditLogData
 from quickdapp.jobs.types import JobContext
 from tests.audit.attempts import attempt
@@ -109,15 +109,16 @@ async def test_the_job_keeps_rollups_of_deleted_rows_and_prunes_by_their_own_ret
         async with app.sessions() as session:
             minutes = list(await session.scalars(select(WorkerJobMinute.minute)))
             hours = list(await session.scalars(select(WorkerJobHour.hour)))
-        assert len(minutes) == len(hours)
+            bins = list(await session.scalars(select(WorkerJobHourBin.hour)))
+        assert len(minutes) == len(hours) == len(bins)
         return len(minutes)
 
     first = await cleanup(retentionDays=30, rollupRetentionDays=100)
-    assert (first["deleted"], first["rollupsDeleted"]) == (2, 2)  # a minute and an hour
+    assert (first["deleted"], first["rollupsDeleted"]) == (2, 3)  # its minute, hour and bin
     assert await _job_ids(app.sessions) == ["recent"]
     assert await rollup_minutes() == 2  # the deleted row of 40 days ago is still counted
 
     # Rollups never go before the rows they sum: 10 days here means the rows' 30.
     second = await cleanup(retentionDays=30, rollupRetentionDays=10)
-    assert (second["deleted"], second["rollupsDeleted"]) == (0, 2)
+    assert (second["deleted"], second["rollupsDeleted"]) == (0, 3)
     assert await rollup_minutes() == 1

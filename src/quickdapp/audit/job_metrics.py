@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from quickdapp.audit.histogram import duration_bin, estimated, percentile_of_counts
 from quickdapp.audit.times import EPOCH, HOUR, check_time, epoch_hour
-from quickdapp.db.schema import WorkerJob, WorkerJobHour
+from quickdapp.db.schema import WorkerJob, WorkerJobHourBin
 
 EXACT_MAX_ROWS = 20_000
 """Windows of up to this many attempts get exact percentiles from worker_jobs."""
@@ -162,12 +162,12 @@ async def _hours(
     session: AsyncSession, first_hour: int, last_hour: int, job_type: str | None
 ) -> list[Any]:
     """(type, status, bin, attempts, duration sum) over the hours [first_hour, last_hour)."""
-    conditions = [WorkerJobHour.hour >= first_hour, WorkerJobHour.hour < last_hour]
+    conditions = [WorkerJobHourBin.hour >= first_hour, WorkerJobHourBin.hour < last_hour]
     if job_type is not None:
-        conditions.append(WorkerJobHour.type == job_type)
-    columns = (WorkerJobHour.type, WorkerJobHour.status, WorkerJobHour.duration_bin)
+        conditions.append(WorkerJobHourBin.type == job_type)
+    columns = (WorkerJobHourBin.type, WorkerJobHourBin.status, WorkerJobHourBin.duration_bin)
     result = await session.execute(
-        select(*columns, func.sum(WorkerJobHour.attempts), func.sum(WorkerJobHour.duration_sum_ms))
+        select(*columns, func.sum(WorkerJobHourBin.attempts), func.sum(WorkerJobHourBin.duration_sum_ms))
         .where(*conditions)
         .group_by(*columns)
     )

@@ -1,11 +1,11 @@
-"""Rollups of the audit trail: attempts per minute, and per hour with a duration histogram.
+"""Rollups of the audit trail: attempts per minute, per hour, and per hour and duration bin.
 
 `add_to_rollups` runs inside the transaction that stores the attempts (record_job_executions)
 and counts only the rows that insert actually stored, so a redelivered attempt is never counted
 twice. `rebuild_rollups` recomputes them from worker_jobs, for rows imported or repaired by hand.
 
 Writers take row locks in one global order (raw rows by (created_at, job_id, attempt), then
-minutes, then hours, each sorted), so concurrent batches wait for each other but never
+minutes, hours and hour bins, each sorted), so concurrent batches wait for each other but never
 deadlock. (Two different versions of one attempt, with other end times, could still cross;
 PostgreSQL then aborts one batch, which its writer retries whole.)
 """
@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from quickdapp.audit.histogram import duration_bin
 from quickdapp.audit.times import EPOCH, HOUR, MINUTE, check_time, epoch_hour, epoch_minute
-from quickdapp.db.schema import WorkerJob, WorkerJobHour, WorkerJobMinute
+from quickdapp.db.schema import WorkerJob, WorkerJobHour, WorkerJobHourBin, WorkerJobMinute
 from quickdapp.db.upsert import add_statement
 
 logger = logging.getLogger(__name__)
@@ -42,28 +42,33 @@ class StoredAttempt:
 
 
 MinuteKey = tuple[int, str, str]  # minute, type, status
-HourKey = tuple[int, str, str, int]  # hour, type, status, duration bin
+HourKey = tuple[int, str, str]  # hour, type, status
+BinKey = tuple[int, str, str, int]  # hour, type, status, duration bin
 
 
 async def add_to_rollups(session: AsyncSession, attempts: Iterable[StoredAttempt]) -> None:
     """Add stored attempts to the rollups, in the caller's transaction."""
     minutes: dict[MinuteKey, list[int]] = {}
     hours: dict[HourKey, list[int]] = {}
+    bins: dict[BinKey, list[int]] = {}
     for attempt in attempts:
         at, job_type, status, ms = attempt.created_at, attempt.type, attempt.status, attempt.duration_ms
+        hour = epoch_hour(at)
         for cell in (
             minutes.setdefault((epoch_minute(at), job_type, status), [0, 0]),
-            hours.setdefault((epoch_hour(at), job_type, status, duration_bin(ms)), [0, 0]),
+            hours.setdefault((hour, job_type, status), [0, 0]),
+            bins.setdefault((hour, job_type, status, duration_bin(ms)), [0, 0]),
         ):
             cell[0] += 1
-            cell[1] += attempt.duration_ms
+            cell[1] += ms
     await _add(session, WorkerJobMinute, ["minute", "type", "status"], minutes)
-    await _add(session, WorkerJobHour, ["hour", "type", "status", "duration_bin"], hours)
+    await _add(session, WorkerJobHour, ["hour", "type", "status"], hours)
+    await _add(session, WorkerJobHourBin, ["hour", "type", "status", "duration_bin"], bins)
 
 
 async def _add(
     session: AsyncSession,
-    model: type[WorkerJobMinute | WorkerJobHour],
+    model: type[WorkerJobMinute | WorkerJobHour | WorkerJobHourBin],
     key: list[str],
     cells: Mapping[tuple[Any, ...], list[int]],
 ) -> None:
@@ -169,37 +174,42 @@ async def _rebuild_hours(
     stored = WorkerJobMinute.minute
     minutes = [and_(stored >= a * 60, stored < b * 60) for a, b in ranges]
     await session.execute(delete(WorkerJobMinute).where(or_(*minutes)))
-    hours = [and_(WorkerJobHour.hour >= a, WorkerJobHour.hour < b) for a, b in ranges]
-    await session.execute(delete(WorkerJobHour).where(or_(*hours)))
-    minute = created_minute(session)
-    await session.execute(
-        insert(WorkerJobMinute).from_select(
-            ["minute", "type", "status", "attempts", "duration_sum_ms"],
-            select(
-                minute,
-                WorkerJob.type,
-                WorkerJob.status,
-                func.count(),
-                func.coalesce(func.sum(WorkerJob.duration_ms), literal(0)),
-            )
-            .where(*window)
-            .group_by(minute, WorkerJob.type, WorkerJob.status),
-        )
-    )
+    for hourly in (WorkerJobHour, WorkerJobHourBin):
+        hours = [and_(hourly.hour >= a, hourly.hour < b) for a, b in ranges]
+        await session.execute(delete(hourly).where(or_(*hours)))
     hour = created_hour(session)
+    totals: list[tuple[type[WorkerJobMinute | WorkerJobHour], str, Any]] = [
+        (WorkerJobMinute, "minute", created_minute(session)),
+        (WorkerJobHour, "hour", hour),
+    ]
+    for model, column, unit in totals:
+        await session.execute(
+            insert(model).from_select(
+                [column, "type", "status", "attempts", "duration_sum_ms"],
+                select(
+                    unit,
+                    WorkerJob.type,
+                    WorkerJob.status,
+                    func.count(),
+                    func.coalesce(func.sum(WorkerJob.duration_ms), literal(0)),
+                )
+                .where(*window)
+                .group_by(unit, WorkerJob.type, WorkerJob.status),
+            )
+        )
     counts = await session.execute(
         select(hour, WorkerJob.type, WorkerJob.status, WorkerJob.duration_ms, func.count())
         .where(*window)
         .group_by(hour, WorkerJob.type, WorkerJob.status, WorkerJob.duration_ms)
     )
-    cells: dict[HourKey, list[int]] = {}
+    cells: dict[BinKey, list[int]] = {}
     rows = 0
     for at_hour, job_type, status, duration, count in counts:
         cell = cells.setdefault((int(at_hour), job_type, status, duration_bin(duration)), [0, 0])
         cell[0] += count
         cell[1] += duration * count
         rows += count
-    await _add(session, WorkerJobHour, ["hour", "type", "status", "duration_bin"], cells)
+    await _add(session, WorkerJobHourBin, ["hour", "type", "status", "duration_bin"], cells)
     return sum(b - a for a, b in ranges), rows
 
 
@@ -217,7 +227,7 @@ def _runs(hours: list[int]) -> list[tuple[int, int]]:
 async def ensure_rollups(sessions: async_sessionmaker[AsyncSession]) -> RebuildReport | None:
     """Build the rollups when there are none but audit rows exist (after migration 0003)."""
     async with sessions() as session:
-        has_rollups = await session.scalar(select(WorkerJobHour.hour).limit(1))
+        has_rollups = await session.scalar(select(WorkerJobMinute.minute).limit(1))
         has_rows = await session.scalar(select(WorkerJob.id).limit(1))
     if has_rollups is not None or has_rows is None:
         return None
@@ -225,12 +235,14 @@ async def ensure_rollups(sessions: async_sessionmaker[AsyncSession]) -> RebuildR
 
 
 async def prune_rollups(sessions: async_sessionmaker[AsyncSession], before: datetime) -> int:
-    """Delete the rollups of minutes and hours that end at or before `before`."""
+    """Delete the rollups of minutes and hours that end at or before `before`; returns the count."""
+    deleted = 0
     async with sessions.begin() as session:
-        minutes = await session.execute(
-            delete(WorkerJobMinute).where(WorkerJobMinute.minute < epoch_minute(before))
-        )
-        hours = await session.execute(
-            delete(WorkerJobHour).where(WorkerJobHour.hour < epoch_hour(before))
-        )
-    return int(minutes.rowcount or 0) + int(hours.rowcount or 0)  # type: ignore[attr-defined]
+        for statement in (
+            delete(WorkerJobMinute).where(WorkerJobMinute.minute < epoch_minute(before)),
+            delete(WorkerJobHour).where(WorkerJobHour.hour < epoch_hour(before)),
+            delete(WorkerJobHourBin).where(WorkerJobHourBin.hour < epoch_hour(before)),
+        ):
+            result = await session.execute(statement)
+            deleted += int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return deleted

@@ -1,9 +1,10 @@
 """The audit trail over time: attempts per time bucket, completed and failed, for charts.
 
-Buckets of whole minutes are summed from the per-minute rollups, with worker_jobs read only
-for the parts of a minute at either end of the window: 30 days are ~45,000 rollup rows, not
-millions of attempts. Other bucket sizes (under a minute, or not whole minutes) group
-worker_jobs itself, which suits the short windows they are used for.
+Buckets of whole hours are summed from the hourly rollups (30 days: ~3,000 rows, not millions
+of attempts), with the minute rollups for the parts of an hour at either end of the window and
+worker_jobs for the parts of a minute; buckets of whole minutes start at the minutes. Other
+bucket sizes (under a minute, or not whole minutes) group worker_jobs itself, which suits the
+short windows they are used for.
 """
 
 from __future__ import annotations
@@ -17,10 +18,16 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from quickdapp.audit.rollups import created_seconds
-from quickdapp.audit.times import EPOCH, MINUTE, check_time, epoch_minute
-from quickdapp.db.schema import WorkerJob, WorkerJobMinute
+from quickdapp.audit.times import EPOCH, check_time
+from quickdapp.db.schema import WorkerJob, WorkerJobHour, WorkerJobMinute
 
 MAX_BUCKETS = 500
+# Rollups by unit, coarsest first: a bucket of whole hours reads hours, then minutes for the
+# parts of an hour at the window's ends, then rows for the parts of a minute.
+_LEVELS: list[tuple[int, type[WorkerJobMinute | WorkerJobHour], Any]] = [
+    (3600, WorkerJobHour, WorkerJobHour.hour),
+    (60, WorkerJobMinute, WorkerJobMinute.minute),
+]
 
 
 @dataclass(frozen=True)
@@ -71,19 +78,17 @@ async def get_job_series(
     if last - first + 1 > MAX_BUCKETS:
         raise ValueError(f"more than {MAX_BUCKETS} buckets: choose a larger bucket or a shorter range")
     buckets: dict[int, _Bucket] = {}
+    pending = [(since, until)]  # the parts of the window no rollup has covered yet
     async with sessions() as session:
-        first_minute = -(-(since - EPOCH) // MINUTE)
-        last_minute = epoch_minute(until)
-        if bucket_seconds % 60 or first_minute >= last_minute:
-            raw = [(since, until)]
-        else:
-            raw = [(since, EPOCH + first_minute * MINUTE), (EPOCH + last_minute * MINUTE, until)]
-            per_bucket = bucket_seconds // 60
-            for index, status, attempts, duration_sum in await _minutes(
-                session, first_minute, last_minute, per_bucket, type
+        for seconds, model, unit in _LEVELS:
+            if bucket_seconds % seconds:
+                continue
+            whole, pending = _split(pending, timedelta(seconds=seconds))
+            for index, status, attempts, duration_sum in await _rolled_up(
+                session, model, unit, whole, bucket_seconds // seconds, type
             ):
                 buckets.setdefault(int(index), _Bucket()).add(status, int(attempts), int(duration_sum))
-        for index, status, attempts, duration_sum in await _raw(session, raw, bucket_seconds, type):
+        for index, status, attempts, duration_sum in await _raw(session, pending, bucket_seconds, type):
             buckets.setdefault(int(index), _Bucket()).add(status, int(attempts), int(duration_sum or 0))
     points = []
     for index in range(first, last + 1):
@@ -100,23 +105,41 @@ async def get_job_series(
     return points
 
 
-async def _minutes(
-    session: AsyncSession, first_minute: int, last_minute: int, per_bucket: int, job_type: str | None
+def _split(
+    windows: list[tuple[datetime, datetime]], unit: timedelta
+) -> tuple[list[tuple[int, int]], list[tuple[datetime, datetime]]]:
+    """The whole units [first, last) inside each window, and the parts of a unit left over."""
+    whole: list[tuple[int, int]] = []
+    rest: list[tuple[datetime, datetime]] = []
+    for start, end in windows:
+        first, last = -(-(start - EPOCH) // unit), (end - EPOCH) // unit
+        if first >= last:
+            rest.append((start, end))
+            continue
+        whole.append((first, last))
+        rest += [(start, EPOCH + first * unit), (EPOCH + last * unit, end)]
+    return whole, [(start, end) for start, end in rest if start < end]
+
+
+async def _rolled_up(
+    session: AsyncSession,
+    model: type[WorkerJobMinute | WorkerJobHour],
+    unit: Any,
+    ranges: list[tuple[int, int]],
+    per_bucket: int,
+    job_type: str | None,
 ) -> list[Any]:
-    """(bucket, status, attempts, duration sum) from the minute rollups in [first, last)."""
-    index = WorkerJobMinute.minute // per_bucket
-    conditions = [WorkerJobMinute.minute >= first_minute, WorkerJobMinute.minute < last_minute]
+    """(bucket, status, attempts, duration sum) from a rollup table's `unit`s in `ranges`."""
+    if not ranges:
+        return []
+    index = unit // per_bucket
+    conditions = [or_(*(and_(unit >= first, unit < last) for first, last in ranges))]
     if job_type is not None:
-        conditions.append(WorkerJobMinute.type == job_type)
+        conditions.append(model.type == job_type)
     result = await session.execute(
-        select(
-            index,
-            WorkerJobMinute.status,
-            func.sum(WorkerJobMinute.attempts),
-            func.sum(WorkerJobMinute.duration_sum_ms),
-        )
+        select(index, model.status, func.sum(model.attempts), func.sum(model.duration_sum_ms))
         .where(*conditions)
-        .group_by(index, WorkerJobMinute.status)
+        .group_by(index, model.status)
     )
     return list(result.all())
 

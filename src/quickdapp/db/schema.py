@@ -118,12 +118,28 @@ class WorkerJobMinute(Base):
 
 
 class WorkerJobHour(Base):
+    """Attempts that ended in one hour, per type and status: the series of long windows.
+
+    Thirty days are ~3,000 of these (one hour holds ~1 to 5), against ~90,000 minutes.
+    """
+
+    __tablename__ = "worker_job_hours"
+
+    hour: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    """Whole hours since 1970-01-01 UTC of created_at."""
+    type: Mapped[str] = mapped_column(String(100), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20), primary_key=True)
+    attempts: Mapped[int] = mapped_column(BigInteger)
+    duration_sum_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class WorkerJobHourBin(Base):
     """Attempts that ended in one hour, per type, status and duration bin: a histogram.
 
     Percentiles over long windows come from these (quickdapp.audit.histogram defines the bins).
     """
 
-    __tablename__ = "worker_job_hours"
+    __tablename__ = "worker_job_hour_bins"
 
     hour: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     """Whole hours since 1970-01-01 UTC of created_at."""

@@ -1,4 +1,4 @@
-"""audit at scale: rollups (per minute; per hour with a duration histogram) and history indexes
+"""audit at scale: rollups (per minute, per hour, per hour and duration bin) and history indexes
 
 The four one-column indexes of 0001 served neither ordering nor combined filters: history
 pages walk (created_at, id) newest first, so each filter shape gets an index ending in those.
@@ -53,6 +53,14 @@ def upgrade() -> None:
         sa.Column("hour", sa.BigInteger(), primary_key=True),
         sa.Column("type", sa.String(100), primary_key=True),
         sa.Column("status", sa.String(20), primary_key=True),
+        sa.Column("attempts", sa.BigInteger(), nullable=False),
+        sa.Column("duration_sum_ms", sa.BigInteger(), nullable=False),
+    )
+    op.create_table(
+        "worker_job_hour_bins",
+        sa.Column("hour", sa.BigInteger(), primary_key=True),
+        sa.Column("type", sa.String(100), primary_key=True),
+        sa.Column("status", sa.String(20), primary_key=True),
         sa.Column("duration_bin", sa.SmallInteger(), primary_key=True),
         sa.Column("attempts", sa.BigInteger(), nullable=False),
         sa.Column("duration_sum_ms", sa.BigInteger(), nullable=False),
@@ -71,5 +79,6 @@ def downgrade() -> None:
         op.drop_index(name, table_name="worker_jobs")
     for name, columns in _OLD_INDEXES.items():
         op.create_index(name, "worker_jobs", columns)
+    op.drop_table("worker_job_hour_bins")
     op.drop_table("worker_job_hours")
     op.drop_table("worker_job_minutes")
