@@ -157,7 +157,7 @@ def test_cli_schedule_list_and_unschedule(
     header, line = capsys.readouterr().out.splitlines()
     assert header.split()[:4] == ["KEY", "TYPE", "PATTERN", "TZ"]
     assert line.split()[:4] == ["c", "cleanupAuditLog", "0", "4"]
-    assert line.endswith('04:00:00  {"retentionDays":9,"batchSize":1000}')
+    assert line.endswith('04:00:00  {"retentionDays":9,"batchSize":5000}')
 
     assert main([*cli, "unschedule", "c"]) == 0
     assert main([*cli, "unschedule", "c"]) == 1

@@ -11,7 +11,7 @@ import pytest
 
 from quickdapp.app.server_app import ServerApp
 from quickdapp.attempts import Attempt, JobExecution, Skip
-from quickdapp.audit.store import get_job_history
+from quickdapp.audit.history import get_job_history
 from quickdapp.db.schema import WorkerJob
 from quickdapp.exclusive import ExclusiveLock
 from quickdapp.keys import exclusive_lock_key

@@ -1,4 +1,4 @@
-"""The `quickdapp` command: dev, worker, submit, health, history, migrate, schedules."""
+"""The `quickdapp` command: dev, worker, submit, health, history, rollups, migrate, schedules."""
 
 from __future__ import annotations
 
@@ -9,15 +9,18 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, is_dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from quickdapp.app.server_app import ServerApp
-from quickdapp.audit import store as audit
+from quickdapp.audit.history import MAX_LIMIT, Cursor, get_job_history, wait_for_rows
+from quickdapp.audit.rollups import ensure_rollups, rebuild_rollups
 from quickdapp.config import Settings, load_settings
+from quickdapp.db.engine import create_engine, session_factory
 from quickdapp.errors import PermanentJobError, ServiceUnavailableError, SettingsError
 from quickdapp.logs import configure_logging
 from quickdapp.queue.intervals import format_interval, parse_interval
@@ -89,12 +92,33 @@ def _parser() -> argparse.ArgumentParser:
     health = commands.add_parser("health", help="queue counts, workers and Redis health as JSON")
     health.set_defaults(command=_health)
 
-    history = commands.add_parser("history", help="recent audit rows, newest first, as JSON")
+    history = commands.add_parser(
+        "history",
+        help='audit rows, newest first, as JSON; page on with --before OLDER (printed as "older")',
+    )
     history.add_argument("--type")
     history.add_argument("--status", choices=["completed", "failed"])
     history.add_argument("--user-id", type=int)
-    history.add_argument("--limit", type=int, default=20)
+    history.add_argument("--since", type=_time, help="ISO time (UTC unless it has a zone)")
+    history.add_argument("--until", type=_time, help="ISO time (UTC unless it has a zone)")
+    history.add_argument("--limit", type=int, default=20, help=f"rows per page, 1-{MAX_LIMIT}")
+    pages = history.add_mutually_exclusive_group()
+    pages.add_argument("--before", metavar="CURSOR", help="rows older than this cursor")
+    pages.add_argument("--after", metavar="CURSOR", help="rows newer than this cursor")
     history.set_defaults(command=_history)
+
+    rollups = commands.add_parser("rollups", help="the audit trail's per-minute and per-hour rollups")
+    rollup_commands = rollups.add_subparsers(required=True, metavar="ACTION")
+    rebuild = rollup_commands.add_parser(
+        "rebuild",
+        help="recompute them from worker_jobs (after rows were imported or repaired by hand)",
+        description="Without --since/--until, replaces the rollups of every hour that holds "
+        "audit rows (hours whose rows were cleaned up keep theirs); with them, every hour "
+        "touching the range, emptied where worker_jobs has no rows.",
+    )
+    rebuild.add_argument("--since", type=_time, help="ISO time (UTC unless it has a zone)")
+    rebuild.add_argument("--until", type=_time, help="ISO time (UTC unless it has a zone)")
+    rebuild.set_defaults(command=_rollups_rebuild)
 
     migrate = commands.add_parser("migrate", help="apply database migrations")
     migrate.set_defaults(command=_migrate)
@@ -140,6 +164,7 @@ def _dev(settings: Settings, args: argparse.Namespace) -> int:
         dev_anvil(settings, DEV_ANVIL_DIR),
     ):
         upgrade(settings.database_url)
+        _with_database(settings, _roll_up_existing_rows)
         logger.info("database ready at %s", settings.database_url)
         return _run_server(settings, Supervisor(settings))
 
@@ -168,7 +193,7 @@ def _submit(settings: Settings, args: argparse.Namespace) -> int:
             # after `submit --wait` should show them.
             job = await app.queue_manager.inspect.job(job_id)
             attempts = max(job.attemptsStarted, job.attemptsMade) if job is not None else 1
-            if not await audit.wait_for_rows(app.sessions, job_id, attempts, AUDIT_LAG):
+            if not await wait_for_rows(app.sessions, job_id, attempts, AUDIT_LAG):
                 print(f"quickdapp: the audit rows of {job_id} are not stored yet", file=sys.stderr)
             _print_json(outcome)
 
@@ -192,25 +217,66 @@ def _health(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _history(settings: Settings, args: argparse.Namespace) -> int:
+    before = Cursor.parse(args.before) if args.before else None
+    after = Cursor.parse(args.after) if args.after else None
+
     async def history(app: ServerApp) -> None:
-        page = await audit.get_job_history(
-            app.sessions, type=args.type, status=args.status, user_id=args.user_id, limit=args.limit
+        page = await get_job_history(
+            app.sessions,
+            type=args.type,
+            status=args.status,
+            user_id=args.user_id,
+            since=args.since,
+            until=args.until,
+            limit=args.limit,
+            before=before,
+            after=after,
         )
         rows = [
             {column: getattr(row, column) for column in row.__table__.columns.keys()}
             for row in page.items
         ]
-        _print_json({"total": page.total, "items": rows})
+        _print_json(
+            {
+                "total": page.total,
+                "total_exact": page.total_exact,
+                "older": str(page.older) if page.older else None,
+                "newer": str(page.newer) if page.newer else None,
+                "items": rows,
+            }
+        )
 
     return _with_app(settings, history)
+
+
+def _rollups_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    async def rebuild(sessions: async_sessionmaker[AsyncSession]) -> None:
+        report = await rebuild_rollups(sessions, since=args.since, until=args.until)
+        if report.first_hour is None or report.last_hour is None:
+            print("no audit rows to roll up")
+            return
+        print(
+            f"rebuilt the rollups of {report.hours} hour(s) from {report.rows} audit row(s), "
+            f"{report.first_hour.isoformat()} to {report.last_hour.isoformat()}"
+        )
+
+    return _with_database(settings, rebuild)
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     from quickdapp.db.migrate import upgrade
 
     upgrade(settings.database_url)
+    _with_database(settings, _roll_up_existing_rows)
     print(f"database at {settings.database_url} is up to date")
     return 0
+
+
+async def _roll_up_existing_rows(sessions: async_sessionmaker[AsyncSession]) -> None:
+    """After migration 0003, an audit trail written before it gets its rollups once."""
+    report = await ensure_rollups(sessions)
+    if report is not None:
+        print(f"rolled up {report.rows} existing audit row(s) into {report.hours} hour(s)")
 
 
 def _schedules(settings: Settings, args: argparse.Namespace) -> int:
@@ -306,6 +372,12 @@ def _run_server(settings: Settings, supervisor: Supervisor | None = None) -> int
     return exit_code
 
 
+def _time(text: str) -> datetime:
+    """An ISO time from the command line; without a zone it is UTC."""
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def _job_data(text: str) -> Any:
     """The JSON job data given on the command line; invalid JSON is a clear error."""
     try:
@@ -321,6 +393,22 @@ def _with_app(settings: Settings, body: Callable[[ServerApp], Awaitable[None]]) 
             await body(app)
         finally:
             await app.close()
+
+    asyncio.run(run())
+    return 0
+
+
+def _with_database(
+    settings: Settings, body: Callable[[async_sessionmaker[AsyncSession]], Awaitable[None]]
+) -> int:
+    """Run `body` with sessions on the database alone (no Redis needed)."""
+
+    async def run() -> None:
+        engine = create_engine(settings.database_url)
+        try:
+            await body(session_factory(engine))
+        finally:
+            await engine.dispose()
 
     asyncio.run(run())
     return 0

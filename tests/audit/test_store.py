@@ -8,13 +8,11 @@ import pytest
 
 from quickdapp.app.server_app import ServerApp
 from quickdapp.attempts import Status
-from quickdapp.audit.store import (
-    delete_job_history_before,
-    get_job_history,
-    get_job_metrics,
-    percentile,
-    record_job_execution,
-)
+from quickdapp.audit.cleanup import delete_job_history_before
+from quickdapp.audit.histogram import percentile
+from quickdapp.audit.history import get_job_history
+from quickdapp.audit.job_metrics import get_job_metrics
+from quickdapp.audit.store import record_job_execution
 from quickdapp.db.engine import create_engine, session_factory
 from tests.helpers.audit import audit_job_ids, execution
 

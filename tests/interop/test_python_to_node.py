@@ -38,7 +38,7 @@ async def test_node_worker_runs_our_jobs_in_priority_order_with_our_options(
     watch, deploy, cleanup = runs
     assert [watch["priority"], deploy["priority"], cleanup["priority"]] == [1, 5, 10]
     # The payload form and the options as Node reads them.
-    assert cleanup["data"] == {"userId": 7, "data": {"retentionDays": 30, "batchSize": 1000}}
+    assert cleanup["data"] == {"userId": 7, "data": {"retentionDays": 30, "batchSize": 5000}}
     assert watch["data"] == {"userId": None, "data": {"fromBlock": 12}}
     assert cleanup["opts"]["attempts"] == settings.worker_queue_job_attempts
     assert cleanup["opts"]["backoff"] == {"type": "exponential", "delay": 2000}  # README

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from web3.contract import AsyncContract
 
 from quickdapp.app.server_app import ServerApp
-from quickdapp.audit.store import get_job_history
+from quickdapp.audit.history import get_job_history
 from quickdapp.config import Settings
 from quickdapp.db.key_values import get_value, set_value
 from quickdapp.db.migrate import upgrade_async

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from quickdapp.app.server_app import ServerApp
-from quickdapp.audit.store import get_job_history
+from quickdapp.audit.history import get_job_history
 from quickdapp.errors import JobValidationError, UnknownJobTypeError
 from quickdapp.queue.cron import CronPatternError
 from tests.helpers.jobs import recorded_runs
@@ -83,7 +83,7 @@ async def test_each_type_is_routed_with_its_priority_and_default_options(app: Se
     expected = {
         "watchChain": ({}, {}, 1),
         "deployMulticall3": ({}, {"forceRedeploy": False}, 5),
-        "cleanupAuditLog": ({"retentionDays": 7}, {"retentionDays": 7, "batchSize": 1000}, 10),
+        "cleanupAuditLog": ({"retentionDays": 7}, {"retentionDays": 7, "batchSize": 5000}, 10),
     }
     for job_type, (data, stored, priority) in expected.items():
         job = await manager.queue.getJob(await manager.submit_job(job_type, data, user_id=12))
@@ -115,14 +115,14 @@ async def test_cron_schedule_add_update_remove(app: ServerApp) -> None:
         "cleanupAuditLog",
         "0 3 * * *",
     )
-    assert added.data == {"retentionDays": 30, "batchSize": 1000}
+    assert added.data == {"retentionDays": 30, "batchSize": 5000}
     assert added.next_run is not None and (added.next_run.hour, added.next_run.minute) == (3, 0)
 
     updated = await manager.schedule_cron_job(
         "cleanupAuditLog", "*/10 * * * * *", {"retentionDays": 7}, key="cleanup-audit-log"
     )
     assert updated.pattern == "*/10 * * * * *"
-    assert updated.data == {"retentionDays": 7, "batchSize": 1000}
+    assert updated.data == {"retentionDays": 7, "batchSize": 5000}
     assert [job.key for job in await manager.list_cron_jobs()] == ["cleanup-audit-log"]
     assert (await manager.get_health()).counts["delayed"] == 1  # one pending run, not two
 

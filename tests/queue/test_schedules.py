@@ -35,7 +35,7 @@ async def test_default_jobs_without_a_chain_schedule_only_the_cleanup(
         "0 3 * * *",
         OWNER,
     )
-    assert job.data == {"retentionDays": 30, "batchSize": 1000}
+    assert job.data == {"retentionDays": 30, "batchSize": 5000}
     assert job.next_run is not None and (job.next_run.hour, job.next_run.minute) == (3, 0)
 
 

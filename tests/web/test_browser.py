@@ -9,6 +9,7 @@ import asyncio
 import os
 import shutil
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
 from quickdapp.app.server_app import ServerApp
+from quickdapp.attempts import JobExecution
+from quickdapp.audit.store import record_job_executions
 from quickdapp.config import Settings
 from quickdapp.devtools.anvil import free_port
 from quickdapp.web.app import create_app
@@ -177,3 +180,32 @@ async def test_add_a_job_through_the_form(
     chart = page.get_by_test_id("audit-chart")
     await expect(chart.locator("rect[fill='#1f8a4c']:not([height='0'])")).to_have_count(1)
     await expect(chart.locator("rect[fill='#c23a3a']:not([height='0'])")).to_have_count(0)
+
+
+async def test_the_audit_view_pages_older_and_newer_by_cursor(
+    page: Page, base_url: str, app: ServerApp
+) -> None:
+    now = datetime.now(UTC)
+    ends = [now - timedelta(seconds=i) for i in range(120)]
+    await record_job_executions(
+        app.sessions,
+        [
+            JobExecution(f"job-{i:03}", 1, "echo", None, {}, "completed", at - timedelta(seconds=1), at)
+            for i, at in enumerate(ends)
+        ],
+    )
+    rows = page.get_by_test_id("audit-row")
+    await page.goto(base_url + "#/audit")
+    await expect(page.get_by_test_id("audit-total")).to_have_text("120")
+    await expect(rows).to_have_count(50)
+    await expect(rows.first).to_contain_text("job-000")
+    await expect(page.get_by_test_id("audit-newer")).to_have_count(0)
+    await page.get_by_test_id("audit-older").click()
+    await expect(rows.first).to_contain_text("job-050")
+    await page.get_by_test_id("audit-older").click()
+    await expect(rows).to_have_count(20)
+    await expect(rows.last).to_contain_text("job-119")
+    await expect(page.get_by_test_id("audit-older")).to_have_count(0)
+    await page.get_by_test_id("audit-newer").click()
+    await expect(rows).to_have_count(50)
+    await expect(rows.first).to_contain_text("job-050")

@@ -143,7 +143,7 @@ async def test_add_job_validates_like_submit_job(admin: httpx.AsyncClient, app: 
     assert made.status_code == 201
     job = await app.queue_manager.queue.getJob(made.json()["id"])
     assert job.name == "cleanupAuditLog"
-    assert job.data == {"userId": 3, "data": {"retentionDays": 9, "batchSize": 1000}}
+    assert job.data == {"userId": 3, "data": {"retentionDays": 9, "batchSize": 5000}}
     assert job.opts["priority"] == 10
 
     delayed = await admin.post(f"{API}/jobs", json={"type": "echo", "delay_ms": 60_000})

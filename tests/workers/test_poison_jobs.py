@@ -9,7 +9,7 @@ import pytest
 
 from quickdapp.app.server_app import ServerApp
 from quickdapp.attempts import UNKNOWN_TYPE
-from quickdapp.audit.store import get_job_history
+from quickdapp.audit.history import get_job_history
 from quickdapp.keys import job_key
 from tests.helpers.waiting import audit_stored
 from tests.helpers.workers import StartWorker

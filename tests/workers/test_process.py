@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from quickdapp.app.server_app import ServerApp
-from quickdapp.audit.store import get_job_history
+from quickdapp.audit.history import get_job_history
 from tests.helpers.processes import StartQuickdapp
 from tests.helpers.waiting import audit_stored, eventually
 from tests.helpers.workers import StartWorker, idle_on_redis

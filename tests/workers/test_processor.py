@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from quickdapp.app.server_app import ServerApp
-from quickdapp.audit.store import get_job_history
+from quickdapp.audit.history import get_job_history
 from tests.helpers.waiting import audit_stored
 from tests.helpers.workers import StartWorker
 

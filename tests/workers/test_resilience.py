@@ -10,7 +10,7 @@ import time
 from datetime import datetime
 
 from quickdapp.app.server_app import ServerApp
-from quickdapp.audit.store import get_job_history
+from quickdapp.audit.history import get_job_history
 from quickdapp.devtools.redis_manager import RedisManager
 from quickdapp.queue.inspection import WorkerProcessInfo
 from quickdapp.workers.stalled import STALLED_REASON

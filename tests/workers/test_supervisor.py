@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from quickdapp.app.server_app import ServerApp
-from quickdapp.audit.store import get_job_history
+from quickdapp.audit.history import get_job_history
 from quickdapp.queue.inspection import WorkerProcessInfo
 from quickdapp.workers.heartbeat import HEARTBEAT_TTL
 from tests.helpers.processes import StartQuickdapp, alive, run_quickdapp

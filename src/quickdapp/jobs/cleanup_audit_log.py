@@ -11,17 +11,24 @@ from pydantic import Field
 from quickdapp.jobs.types import JobContext, JobData, JobDefinition
 from quickdapp.keys import COMPLETED, FAILED, job_key, queue_key
 
+ROLLUP_RETENTION_DAYS = 400
+"""The per-minute and per-hour rollups (small: ~2 MB a month) outlive the rows they sum."""
+
 
 class CleanupAuditLogData(JobData):
-    retention_days: int = Field(alias="retentionDays", ge=1)
-    batch_size: int = Field(default=1000, alias="batchSize", ge=1, le=10_000)
+    retention_days: int = Field(alias="retentionDays", ge=1, le=36_500)
+    batch_size: int = Field(default=5000, alias="batchSize", ge=1, le=10_000)
+    rollup_retention_days: int | None = Field(default=None, alias="rollupRetentionDays", ge=1, le=36_500)
+    """Days of rollups kept; by default the longer of retentionDays and 400."""
 
 
 async def cleanup_audit_log(ctx: JobContext[CleanupAuditLogData]) -> dict[str, Any]:
     # SQLAlchemy only when the job runs: worker processes otherwise never load it.
-    from quickdapp.audit.store import delete_job_history_before
+    from quickdapp.audit.cleanup import delete_job_history_before
+    from quickdapp.audit.rollups import prune_rollups
 
-    cutoff = datetime.now(UTC) - timedelta(days=ctx.data.retention_days)
+    now = datetime.now(UTC)
+    cutoff = now - timedelta(days=ctx.data.retention_days)
     redis = ctx.app.redis
 
     async def keep(job_ids: set[str]) -> set[str]:
@@ -30,8 +37,17 @@ async def cleanup_audit_log(ctx: JobContext[CleanupAuditLogData]) -> dict[str, A
     deleted = await delete_job_history_before(
         ctx.app.sessions, cutoff, batch_size=ctx.data.batch_size, keep=keep
     )
-    ctx.logger.info("deleted %d audit rows created before %s", deleted, cutoff.isoformat())
-    return {"deleted": deleted, "cutoff": cutoff.isoformat()}
+    # Rollups never go before the rows they sum: metrics over a window would lose its counts.
+    rollup_days = max(ctx.data.retention_days, ctx.data.rollup_retention_days or ROLLUP_RETENTION_DAYS)
+    rollups = await prune_rollups(ctx.app.sessions, now - timedelta(days=rollup_days))
+    ctx.logger.info(
+        "deleted %d audit rows created before %s and %d rollup rows older than %d days",
+        deleted,
+        cutoff.isoformat(),
+        rollups,
+        rollup_days,
+    )
+    return {"deleted": deleted, "cutoff": cutoff.isoformat(), "rollupsDeleted": rollups}
 
 
 async def unfinished_job_ids(redis: aioredis.Redis, job_ids: set[str]) -> set[str]:

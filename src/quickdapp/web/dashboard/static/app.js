@@ -242,20 +242,28 @@ async function renderAudit(query) {
   const filters = ["type", "status", "user_id", "since", "until"];
   const history = new URLSearchParams();
   filters.forEach((f) => { if (params.get(f)) history.set(f, f === "since" || f === "until" ? new Date(params.get(f)).toISOString() : params.get(f)); });
-  const offset = Number(params.get("offset") || 0);
+  // Pages by cursor (older: before=, newer: after=): as fast a million rows back as at the top.
+  ["before", "after"].forEach((c) => { if (params.get(c)) history.set(c, params.get(c)); });
   history.set("limit", "50");
-  history.set("offset", String(offset));
   const metricsQuery = new URLSearchParams();
   ["type", "since", "until"].forEach((f) => { if (history.get(f)) metricsQuery.set(f, history.get(f)); });
   const [page, metrics] = await Promise.all([api("audit/history?" + history), api("audit/metrics?" + metricsQuery)]);
   const pct = (x) => (x * 100).toFixed(1) + "%";
+  // From the hourly histograms: within 4.4 % of the exact value.
+  const approx = (m) => (m.exact_percentiles ? "" : `<span title="from hourly histograms, within 4.4 %">≈</span>`);
   const typeRows = metrics.types.map((m) => `<tr data-testid="metric-row"><td>${esc(m.type)}</td><td>${m.count}</td><td>${m.completed}</td><td>${m.failed}</td>
-      <td>${pct(m.success_rate)}</td><td>${m.p50_ms.toFixed(0)} ms</td><td>${m.p95_ms.toFixed(0)} ms</td></tr>`).join("");
+      <td>${pct(m.success_rate)}</td><td>${approx(m)}${m.p50_ms.toFixed(0)} ms</td><td>${approx(m)}${m.p95_ms.toFixed(0)} ms</td></tr>`).join("");
   const rows = page.items.map((r) => `<tr data-testid="audit-row"><td><a href="#/job/${encodeURIComponent(r.job_id)}">${esc(r.job_id)}</a></td>
       <td>${r.attempt}</td><td>${esc(r.type)}</td><td>${esc(r.user_id ?? "")}</td><td>${esc(r.status)}</td>
       <td>${when(r.started_at)}</td><td>${r.duration_ms} ms</td><td>${esc((r.error || "").split("\n").filter(Boolean).pop() || "")}</td></tr>`).join("");
   const v = (f) => esc(params.get(f) || "");
-  const link = (o) => { const q = new URLSearchParams(params); q.set("offset", String(o)); return "#/audit?" + q; };
+  const link = (cursor, newer) => {
+    const q = new URLSearchParams(params);
+    q.delete("before"); q.delete("after"); q.delete("offset");
+    q.set(newer ? "after" : "before", cursor);
+    return "#/audit?" + q;
+  };
+  const total = page.total_exact ? page.total.toLocaleString() : page.total.toLocaleString() + "+";
   view.innerHTML = `
     <h2>Audit trail</h2>
     <form id="audit-filters" class="row">
@@ -270,10 +278,10 @@ async function renderAudit(query) {
     <table><tr><th>type</th><th>attempts</th><th>completed</th><th>failed</th><th>success</th><th>p50</th><th>p95</th></tr>${typeRows}</table>
     <h3>Attempts over time <span class="muted">(green completed, red failed; ${metrics.bucket_seconds} s per bar)</span></h3>
     ${chart(metrics.series)}
-    <h3>History <span class="muted">(${page.total} rows)</span></h3>
+    <h3>History <span class="muted">(<span data-testid="audit-total">${total}</span> rows)</span></h3>
     <table><tr><th>job</th><th>attempt</th><th>type</th><th>user</th><th>status</th><th>started</th><th>duration</th><th>error</th></tr>${rows}</table>
-    <div class="row">${offset > 0 ? `<a href="${link(Math.max(0, offset - 50))}">← newer</a>` : ""}
-      ${offset + 50 < page.total ? `<a href="${link(offset + 50)}">older →</a>` : ""}</div>`;
+    <div class="row">${page.newer ? `<a href="${link(page.newer, true)}" data-testid="audit-newer">← newer</a>` : ""}
+      ${page.older ? `<a href="${link(page.older, false)}" data-testid="audit-older">older →</a>` : ""}</div>`;
   document.getElementById("audit-filters").onsubmit = (event) => {
     event.preventDefault();
     const q = new URLSearchParams();
