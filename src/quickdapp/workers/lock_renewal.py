@@ -68,7 +68,8 @@ class Upkeep:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def renew_now(self) -> list[str]:
-        """Renew the locks of all active jobs in one call; return the ids that failed."""
+        """Renew the locks of all active jobs in one call; return the ids of those still
+        running whose lock could not be renewed."""
         jobs = list(self._active.values())
         if not jobs:
             return []
@@ -76,7 +77,8 @@ class Upkeep:
             [job.id for job in jobs], [job.token for job in jobs], self._lock_duration_ms
         )
         failed = await bull.call(self._conn, command)
-        return [str(job_id) for job_id in failed or []]
+        # A job that finished while the call was on its way released its lock: not a failure.
+        return [str(i) for i in failed or [] if self._active.get(str(i)) in jobs]
 
     async def _renew_locks(self) -> None:
         while True:
