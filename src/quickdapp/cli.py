@@ -23,6 +23,7 @@ from quickdapp.config import Settings, load_settings
 from quickdapp.db.migrate import upgrade
 from quickdapp.errors import PermanentJobError, ServiceUnavailableError, SettingsError
 from quickdapp.logs import configure_logging
+from quickdapp.redaction import redact
 from quickdapp.signals import exit_now, on_stop_signals
 from quickdapp.web.app import create_app
 from quickdapp.web.auth import AdminCredentials, admin_credentials
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"quickdapp: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, secrets=settings.secret_values)
     try:
         result: int = args.command(settings, args)
         return result
@@ -133,7 +134,7 @@ def _dev(settings: Settings, args: argparse.Namespace) -> int:
         dev_anvil(settings, DEV_ANVIL_DIR),
     ):
         upgrade(settings.database_url)
-        logger.info("database ready at %s", settings.database_url)
+        logger.info("database ready at %s", redact(settings.database_url))
         return _run_server(settings, Supervisor(settings))
 
 
@@ -187,7 +188,7 @@ def _history(settings: Settings, args: argparse.Namespace) -> int:
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     upgrade(settings.database_url)
-    print(f"database at {settings.database_url} is up to date")
+    print(f"database at {redact(settings.database_url)} is up to date")
     return 0
 
 

@@ -203,7 +203,7 @@ def main() -> int:
     """Entry of a worker process started by the supervisor: settings arrive as JSON on stdin."""
     settings = Settings.model_validate_json(sys.stdin.read())
     sys.stdin.close()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, secrets=settings.secret_values)
     return run_worker_process(settings)
 
 
