@@ -8,8 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from quickdapp.web.auth import AdminAuthMiddleware, AdminCredentials
@@ -29,6 +28,8 @@ def create_dashboard(credentials: AdminCredentials) -> FastAPI:
             "credentials or `Authorization: Bearer <ADMIN_TOKEN>`; POST and DELETE calls that a "
             "browser sends from another site are refused (403)."
         ),
+        # The schema only: a Swagger UI page would load scripts the CSP forbids (and from a
+        # CDN, on the origin that holds the admin's credentials).
         openapi_url="/api/openapi.json",
         docs_url=None,
         redoc_url=None,
@@ -36,11 +37,6 @@ def create_dashboard(credentials: AdminCredentials) -> FastAPI:
     dashboard.include_router(queue_router)
     dashboard.include_router(audit_router)
     dashboard.mount("/static", StaticFiles(directory=STATIC), name="static")
-
-    @dashboard.get("/api/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        # Relative schema URL: FastAPI's own docs page would link the mount path absolutely.
-        return get_swagger_ui_html(openapi_url="openapi.json", title=f"{dashboard.title} API")
 
     @dashboard.get("/", include_in_schema=False)
     async def index() -> FileResponse:

@@ -83,7 +83,7 @@ async function renderOverview() {
     <div class="row">
       <button data-testid="retry-all" id="retry-all">Retry all failed</button>
       <label>Clean <select id="clean-state">${CLEANABLE.map((s) => `<option ${s === cleanChoice.state ? "selected" : ""}>${s}</option>`).join("")}</select></label>
-      <label>older than <input id="clean-grace" type="number" min="0" value="${cleanChoice.grace}" style="width:90px"> ms</label>
+      <label>older than <input id="clean-grace" type="number" min="0" value="${cleanChoice.grace}" class="narrow"> ms</label>
       <button class="danger" id="clean">Clean</button>
     </div>
     <h3>Job schedulers</h3>${schedulers}`;
@@ -172,8 +172,8 @@ async function renderAdd() {
     <h2>Add a job</h2>
     <form id="add-form" autocomplete="off">
       <div class="row"><label>Type <select name="type" id="add-type" data-testid="add-type">${options}</select></label>
-        <label>User id <input name="user_id" id="add-user" type="number" style="width:100px"></label>
-        <label>Delay <input name="delay_ms" id="add-delay" type="number" min="0" style="width:100px"> ms</label></div>
+        <label>User id <input name="user_id" id="add-user" type="number" class="narrow"></label>
+        <label>Delay <input name="delay_ms" id="add-delay" type="number" min="0" class="narrow"> ms</label></div>
       <label>Data (JSON)<textarea name="data" id="add-data" data-testid="add-data">{}</textarea></label>
       <p class="muted" id="add-schema"></p>
       <div id="add-error"></div>
@@ -254,7 +254,7 @@ async function renderAudit(query) {
     <form id="audit-filters" class="row">
       <input name="type" placeholder="type" value="${v("type")}">
       <select name="status"><option value="">any status</option>${["completed", "failed"].map((s) => `<option ${params.get("status") === s ? "selected" : ""}>${s}</option>`).join("")}</select>
-      <input name="user_id" type="number" placeholder="user id" value="${v("user_id")}" style="width:100px">
+      <input name="user_id" type="number" placeholder="user id" value="${v("user_id")}" class="narrow">
       <label>from <input name="since" type="datetime-local" value="${v("since")}"></label>
       <label>to <input name="until" type="datetime-local" value="${v("until")}"></label>
       <button type="submit">Filter</button>
