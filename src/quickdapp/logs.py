@@ -19,11 +19,16 @@ def configure_logging(level: str, *, secrets: Iterable[str | None] = ()) -> None
     values are masked wherever they appear. Our own code logs redacted URLs already; this
     catches what libraries log (web3 logs the node's full URL at DEBUG).
     """
-    logging.basicConfig(level=level, format=LOG_FORMAT)
+    root = logging.getLogger()
+    if root.handlers:
+        return  # configured already: left alone, as logging.basicConfig would
+    root.setLevel(level)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
     values = [secret for secret in secrets if secret]
     if values:
-        for handler in logging.getLogger().handlers:
-            handler.addFilter(SecretFilter(values))
+        handler.addFilter(SecretFilter(values))
+    root.addHandler(handler)
 
 
 class SecretFilter(logging.Filter):
