@@ -12,6 +12,7 @@ and the dashboard. The original exception is not chained, so no traceback prints
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -27,6 +28,14 @@ from quickdapp.errors import PermanentJobError
 from quickdapp.redaction import redact, scrub
 
 logger = logging.getLogger(__name__)
+
+# py_ecc, imported by eth_account and web3, raises the recursion limit to 100,000 as it loads.
+# At that depth the C stack runs out first: a deeply nested JSON document (a request body, job
+# data) then crashes the whole process with a segfault instead of raising RecursionError.
+# Nothing here recurses that deep; Python's own default is put back.
+SAFE_RECURSION_LIMIT = 1_000
+if sys.getrecursionlimit() > SAFE_RECURSION_LIMIT:
+    sys.setrecursionlimit(SAFE_RECURSION_LIMIT)
 
 REQUEST_TIMEOUT_S = 10.0
 RECEIPT_TIMEOUT_S = 60.0
