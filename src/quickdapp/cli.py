@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, is_dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -22,6 +22,7 @@ from quickdapp.audit import store as audit
 from quickdapp.config import Settings, load_settings
 from quickdapp.db.migrate import upgrade
 from quickdapp.errors import PermanentJobError, ServiceUnavailableError, SettingsError
+from quickdapp.limits import MAX_BIGINT, MAX_DELAY_MS, MAX_WAIT_SECONDS, check_seconds, shown
 from quickdapp.logs import configure_logging
 from quickdapp.redaction import redact
 from quickdapp.signals import exit_now, on_stop_signals
@@ -61,8 +62,40 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line (the usage is one `--help` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer in low..high."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected an integer in {low}..{high}, got {shown(text)}")
+        return value
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a positive, finite number of seconds, at most MAX_WAIT_SECONDS."""
+    try:
+        return check_seconds("seconds", float(text), MAX_WAIT_SECONDS)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds in (0, {MAX_WAIT_SECONDS:g}], got {shown(text)}"
+        ) from None
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="quickdapp", description=__doc__)
+    parser = _Parser(prog="quickdapp", description=__doc__)
     parser.add_argument("--env-file", default=".env", help="settings file (default: .env)")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
@@ -82,9 +115,15 @@ def _parser() -> argparse.ArgumentParser:
     submit = commands.add_parser("submit", help="validate and enqueue a job")
     submit.add_argument("type", help="job type, e.g. cleanupAuditLog")
     submit.add_argument("data", nargs="?", default="{}", help="job data as JSON (default {})")
-    submit.add_argument("--user-id", type=int, help="the user the job acts for")
-    submit.add_argument("--delay", type=int, help="milliseconds before it may run")
-    submit.add_argument("--wait", type=float, metavar="SECONDS", help="wait for the outcome")
+    submit.add_argument(
+        "--user-id", type=_int_in(0, MAX_BIGINT), metavar="N", help="the user the job acts for"
+    )
+    submit.add_argument(
+        "--delay", type=_int_in(0, MAX_DELAY_MS), metavar="MS", help="milliseconds before it may run"
+    )
+    submit.add_argument(
+        "--wait", type=_seconds, metavar="SECONDS", help="wait for the outcome (exit 1 past it)"
+    )
     submit.set_defaults(command=_submit)
 
     health = commands.add_parser("health", help="queue counts, workers and Redis health as JSON")
@@ -148,14 +187,29 @@ def _workers(settings: Settings, args: argparse.Namespace) -> int:
 
 def _submit(settings: Settings, args: argparse.Namespace) -> int:
     data = _job_data(args.data)
+    code = 0
 
     async def submit(app: ServerApp) -> None:
-        job_id = await app.queue_manager.submit_job(args.type, data, args.user_id, delay=args.delay)
-        print(job_id)
-        if args.wait is not None:
-            _print_json(await app.queue_manager.wait_until_finished(job_id, args.wait))
+        nonlocal code
+        manager = app.queue_manager
+        job_id = await manager.submit_job(args.type, data, args.user_id, delay=args.delay)
+        print(job_id, flush=True)
+        if args.wait is None:
+            return
+        try:
+            outcome = await manager.wait_until_finished(job_id, args.wait)
+        except TimeoutError:
+            state = await manager.inspect.state(job_id)
+            print(
+                f"quickdapp: job {job_id} did not finish within {args.wait:g}s; it is {state}",
+                file=sys.stderr,
+            )
+            code = 1
+            return
+        _print_json(outcome)
 
-    return _with_app(settings, submit)
+    _with_app(settings, submit)
+    return code
 
 
 def _health(settings: Settings, args: argparse.Namespace) -> int:
@@ -279,6 +333,8 @@ def _job_data(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"job data is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ValueError("job data is nested too deeply to read") from None
 
 
 def _with_app(settings: Settings, body: Callable[[ServerApp], Awaitable[None]]) -> int:

@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from quickdapp.errors import SettingsError
+from quickdapp.limits import DEFAULT_MAX_JOB_PAYLOAD_BYTES
 from quickdapp.redaction import redact, scrub
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -104,6 +105,14 @@ class Settings(BaseSettings):
         Literal["development", "test", "production"],
         Field(description="one of development, test, production"),
     ] = "development"
+    max_job_payload_bytes: Annotated[
+        int,
+        Field(
+            ge=1_024,
+            le=512 * 1_048_576,
+            description="bytes of JSON a job's data may take, 1024..536870912 (default 1 MiB)",
+        ),
+    ] = DEFAULT_MAX_JOB_PAYLOAD_BYTES
     metrics_dir: Annotated[
         str, Field(description="a directory for the Prometheus multiprocess files of the workers")
     ] = ".data/metrics"
@@ -227,6 +236,9 @@ def _describe(exc: ValidationError) -> str:
         got = "(hidden)" if name in SECRET_SETTINGS else _shown(name, error.get("input"))
         field = Settings.model_fields.get(name.lower())
         accepts = field.description if field is not None and field.description else error["msg"]
+        if error["type"] == "value_error" and field is not None:
+            # Our validators say what exactly is wrong (without echoing the value).
+            accepts += f" ({error['msg'].removeprefix('Value error, ')})"
         lines.append(f"  {name}={got!r}: expected {accepts}")
     # A union type reports one error per branch; say each variable once.
     return "\n".join(dict.fromkeys(lines))

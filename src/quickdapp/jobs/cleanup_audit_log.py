@@ -11,10 +11,12 @@ from pydantic import Field
 from quickdapp.audit.store import delete_job_history_before
 from quickdapp.jobs.types import JobContext, JobData, JobDefinition
 from quickdapp.keys import COMPLETED, FAILED, job_key, queue_key
+from quickdapp.limits import MAX_RETENTION_DAYS
 
 
 class CleanupAuditLogData(JobData):
-    retention_days: int = Field(alias="retentionDays", ge=1)
+    # Bounded: a cutoff before year 1 would fail at run time, three times, instead of at submit.
+    retention_days: int = Field(alias="retentionDays", ge=1, le=MAX_RETENTION_DAYS)
     batch_size: int = Field(default=1000, alias="batchSize", ge=1, le=10_000)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from quickdapp.chain.client import ChainClient
 from quickdapp.chain.multicall3 import code_hash, multicall3
@@ -29,10 +29,16 @@ STARTUP_JOB_ID = "deployMulticall3-startup"
 class DeployMulticall3Data(JobData):
     force_redeploy: bool = Field(default=False, alias="forceRedeploy")
 
+    @field_validator("force_redeploy")
+    @classmethod
+    def _never_forced(cls, value: bool) -> bool:
+        # Refused at submit: the job would otherwise be queued only to fail when it runs.
+        if value:
+            raise ValueError(NO_FORCE)
+        return value
+
 
 async def deploy_multicall3(ctx: JobContext[DeployMulticall3Data]) -> dict[str, Any]:
-    if ctx.data.force_redeploy:
-        raise PermanentJobError(NO_FORCE)
     chain: ChainClient | None = ctx.app.chain
     if chain is None:
         raise PermanentJobError(NO_CHAIN)

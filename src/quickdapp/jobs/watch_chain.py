@@ -28,6 +28,7 @@ from quickdapp.db.notifications import (
 )
 from quickdapp.errors import PermanentJobError
 from quickdapp.jobs.types import JobContext, JobData, JobDefinition
+from quickdapp.limits import BlockNumber
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ NO_CHAIN = "watchChain cannot run: no chain is configured (CHAIN_RPC_URL is not 
 class WatchChainData(JobData):
     # Where to start when no cursor is stored yet (default: the current head). Once a cursor
     # exists it wins, so a schedule carrying fromBlock never rewinds.
-    from_block: int | None = Field(default=None, alias="fromBlock", ge=0)
+    from_block: BlockNumber | None = Field(default=None, alias="fromBlock")
 
 
 def cursor_key(chain_id: int) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,16 +14,27 @@ from bullmq import Job, Queue, QueueEvents
 from pydantic import BaseModel
 
 from quickdapp.config import Settings
-from quickdapp.jobs.registry import JobRegistry
+from quickdapp.errors import PayloadTooLargeError
+from quickdapp.jobs.registry import MAX_PRIORITY, JobRegistry
 from quickdapp.keys import (
     EVENTS,
     JOB_STATES,
     PENDING_STATES,
     QUEUE_NAME,
+    QUEUE_OWN_SUFFIXES,
     REPEAT,
     JobState,
+    names_a_job,
     queue_key,
     scheduler_job_id,
+)
+from quickdapp.limits import (
+    MAX_ATTEMPTS,
+    MAX_DELAY_MS,
+    MAX_JOB_ID_LENGTH,
+    check_int,
+    check_user_id,
+    shown,
 )
 from quickdapp.queue.cron import validate_cron_pattern
 from quickdapp.queue.inspection import QueueInspection, WorkerProcessInfo
@@ -80,16 +92,28 @@ class QueueManager:
         self._events_task: asyncio.Task[None] | None = None
 
     def _payload(self, job_type: str, data: Any, user_id: int | None) -> dict[str, Any]:
+        """{userId, data} as the job will hold it; raises ValueError (JobValidationError,
+        PayloadTooLargeError) or UnknownJobTypeError for what cannot be enqueued."""
+        if not isinstance(job_type, str):
+            raise ValueError(f"the job type must be a string, got {shown(job_type)}")
         definition = self._registry.get(job_type)
         if isinstance(data, BaseModel):
             data = data.model_dump(by_alias=True)
         model = definition.parse(data)
-        if user_id is not None and (not isinstance(user_id, int) or isinstance(user_id, bool)):
-            raise TypeError(f"user_id must be an integer or None, got {user_id!r}")
-        return {
-            "userId": user_id,
+        payload = {
+            "userId": check_user_id(user_id),
             "data": model.model_dump(mode="json", by_alias=True, exclude_none=True),
         }
+        try:
+            size = len(json.dumps(payload, separators=(",", ":"), allow_nan=False).encode())
+        except (ValueError, RecursionError) as exc:  # NaN, or nesting deeper than JSON tools go
+            raise ValueError(f"job data cannot be stored as JSON: {type(exc).__name__}") from None
+        limit = self._settings.max_job_payload_bytes
+        if size > limit:
+            raise PayloadTooLargeError(
+                f"job data is {size} bytes of JSON, more than MAX_JOB_PAYLOAD_BYTES={limit}"
+            )
+        return payload
 
     def job_data(self, job_type: str, data: Any) -> Any:
         """`data` as a job of `job_type` stores it: validated, defaults filled in, in JSON form."""
@@ -120,16 +144,14 @@ class QueueManager:
         existing job's id is returned), which makes submissions idempotent.
         """
         payload = self._payload(job_type, data, user_id)
-        if delay is not None and (not isinstance(delay, int) or delay < 0):
-            raise ValueError(f"delay must be a non-negative integer of milliseconds, got {delay!r}")
-        if attempts is not None and (not isinstance(attempts, int) or attempts < 1):
-            raise ValueError(f"attempts must be a positive integer, got {attempts!r}")
-        if priority is not None and not (isinstance(priority, int) and 1 <= priority <= 2_097_152):
-            raise ValueError(f"priority must be an integer in 1..2097152, got {priority!r}")
-        if job_id is not None and (not job_id or ":" in job_id or job_id.isdigit()):
-            raise ValueError(
-                f"job_id must be a non-empty, non-numeric string without ':', got {job_id!r}"
-            )
+        if delay is not None:
+            check_int("delay (ms)", delay, 0, MAX_DELAY_MS)
+        if attempts is not None:
+            check_int("attempts", attempts, 1, MAX_ATTEMPTS)
+        if priority is not None:
+            check_int("priority", priority, 1, MAX_PRIORITY)
+        if job_id is not None:
+            check_job_id(job_id)
         options = self._options(
             job_type,
             delay=delay,
@@ -162,8 +184,10 @@ class QueueManager:
         validate_cron_pattern(pattern, tz)
         payload = self._payload(job_type, data, user_id)
         key = key or job_type
-        if ":" in key or not key.strip():
-            raise ValueError(f"schedule key must be non-empty and without ':', got {key!r}")
+        if not isinstance(key, str) or ":" in key or not key.strip() or len(key) > MAX_JOB_ID_LENGTH:
+            raise ValueError(
+                f"schedule key must be 1..{MAX_JOB_ID_LENGTH} characters without ':', got {shown(key)}"
+            )
         if owner is not None:
             payload["owner"] = owner
         repeat: dict[str, Any] = {"pattern": pattern}
@@ -333,6 +357,27 @@ class QueueManager:
             await self._events.close()
             self._events = None
         await self.queue.close()
+
+
+def check_job_id(job_id: object) -> str:
+    """`job_id` as a job id a submitter may choose; raises ValueError otherwise.
+
+    Not numeric (BullMQ numbers its own ids), without ':' and not the name of one of the
+    queue's own keys (a job `meta` would overwrite the queue's settings hash).
+    """
+    if (
+        not isinstance(job_id, str)
+        or not 1 <= len(job_id) <= MAX_JOB_ID_LENGTH
+        or ":" in job_id
+        or job_id.isdigit()
+        or not job_id.isprintable()
+        or not names_a_job(job_id)
+    ):
+        raise ValueError(
+            f"a job id must be 1..{MAX_JOB_ID_LENGTH} printable characters, not a number, without "
+            f"':' and none of {', '.join(sorted(QUEUE_OWN_SUFFIXES))}; got {shown(job_id)}"
+        )
+    return job_id
 
 
 def _finished_from_job(job: Any, state: str) -> dict[str, Any]:

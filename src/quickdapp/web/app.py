@@ -17,6 +17,7 @@ from sqlalchemy import text
 
 from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings
+from quickdapp.limits import REQUEST_ENVELOPE_BYTES
 from quickdapp.redaction import scrub
 from quickdapp.redis_client import redis_health
 from quickdapp.web.auth import AdminCredentials, admin_credentials
@@ -42,7 +43,9 @@ def create_app(
     stops start-up (SettingsError). /ready shows its checks' details to the admin only.
     """
     credentials = credentials or admin_credentials(settings)
-    dashboard = create_dashboard(credentials)
+    dashboard = create_dashboard(
+        credentials, max_body_bytes=settings.max_job_payload_bytes + REQUEST_ENVELOPE_BYTES
+    )
 
     def use(current: ServerApp) -> None:
         app.state.server = dashboard.state.server = current

@@ -6,6 +6,7 @@ loop can change without touching handlers, processor, hooks or audit.
 
 from __future__ import annotations
 
+import json
 import logging
 import traceback
 from datetime import UTC, datetime
@@ -17,9 +18,12 @@ from quickdapp.attempts import UNKNOWN_TYPE, Attempt, JobExecution, Status
 from quickdapp.errors import PermanentJobError
 from quickdapp.jobs.registry import JobRegistry
 from quickdapp.jobs.types import JobContext, JobResources
+from quickdapp.limits import AUDIT_DATA_MAX_BYTES
 from quickdapp.workers.hooks import Hooks
 
 logger = logging.getLogger(__name__)
+
+AUDIT_PREVIEW_CHARS = 1_000
 
 
 class QueuedJob(Protocol):
@@ -104,13 +108,25 @@ def _finished(
         attempt=attempt.number,
         type=attempt.type,
         user_id=attempt.user_id,
-        data=attempt.data if attempt.data is not None else {},
+        data=bounded_for_audit(attempt.data if attempt.data is not None else {}),
         status=status,
         started_at=attempt.started_at,
         completed_at=datetime.now(UTC),
-        result=result,
+        result=bounded_for_audit(result),
         error=error,
     )
+
+
+def bounded_for_audit(value: Any) -> Any:
+    """`value` as an audit row keeps it: whole up to AUDIT_DATA_MAX_BYTES of JSON, else a marker
+    saying how large it was, with the start of it (a 5 MB payload would be stored per attempt)."""
+    try:
+        text = json.dumps(value, default=str)  # ASCII: one character per byte
+    except (ValueError, RecursionError):
+        return value  # not JSON at all: the audit writer says so, as before
+    if len(text) <= AUDIT_DATA_MAX_BYTES:
+        return value
+    return {"truncated": True, "bytes": len(text), "preview": text[:AUDIT_PREVIEW_CHARS]}
 
 
 def describe_error(exc: BaseException) -> str:

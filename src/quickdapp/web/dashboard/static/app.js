@@ -172,8 +172,8 @@ async function renderAdd() {
     <h2>Add a job</h2>
     <form id="add-form" autocomplete="off">
       <div class="row"><label>Type <select name="type" id="add-type" data-testid="add-type">${options}</select></label>
-        <label>User id <input name="user_id" id="add-user" type="number" class="narrow"></label>
-        <label>Delay <input name="delay_ms" id="add-delay" type="number" min="0" class="narrow"> ms</label></div>
+        <label>User id <input name="user_id" id="add-user" type="number" min="0" max="9223372036854775807" step="1" class="narrow"></label>
+        <label>Delay <input name="delay_ms" id="add-delay" type="number" min="0" max="31536000000" step="1" class="narrow"> ms</label></div>
       <label>Data (JSON)<textarea name="data" id="add-data" data-testid="add-data">{}</textarea></label>
       <p class="muted" id="add-schema"></p>
       <div id="add-error"></div>
