@@ -37,7 +37,7 @@ from quickdapp.limits import (
     shown,
 )
 from quickdapp.queue.cron import validate_cron_pattern
-from quickdapp.queue.inspection import QueueInspection, WorkerProcessInfo
+from quickdapp.queue.inspection import JobRecord, QueueInspection, WorkerProcessInfo
 from quickdapp.queue.job_options import create_queue, default_job_options
 from quickdapp.redis_client import RedisHealth, redis_health
 
@@ -312,21 +312,24 @@ class QueueManager:
 
     async def retry_job(self, job_id: str) -> None:
         """Run a failed job again; its attempt counters are kept (one audit row per attempt)."""
-        job = await self._job_in(job_id, "failed")
+        job = await self._readable(await self._job_in(job_id, "failed"))
         await job.retry("failed")
         logger.info("retried job %s", job_id)
 
     async def promote_job(self, job_id: str) -> None:
         """Run a delayed job now."""
-        job = await self._job_in(job_id, "delayed")
+        job = await self._readable(await self._job_in(job_id, "delayed"))
         await job.promote()
         logger.info("promoted job %s", job_id)
 
     async def remove_job(self, job_id: str) -> None:
-        """Remove a job that is not running; raises JobStateError for an active one."""
-        await self._job_in(job_id, *(s for s in JOB_STATES if s != "active"), "waiting-children")
+        """Remove a job that no worker runs, whatever its hash holds (data that is not JSON,
+        no name). An active job whose worker holds its lock is refused (JobStateError) by
+        BullMQ's removeJob; one left active without a lock (its worker could not read it, or
+        died) can be removed."""
+        await self._job_in(job_id, *JOB_STATES, "waiting-children")
         if not await self.queue.remove(job_id):
-            raise JobStateError(f"job {job_id!r} could not be removed (it may have just started)")
+            raise JobStateError(f"job {job_id!r} is running (a worker holds its lock): not removed")
         logger.info("removed job %s", job_id)
 
     async def retry_failed(self) -> int:
@@ -343,13 +346,25 @@ class QueueManager:
         logger.info("cleaned %d %s jobs", len(removed), state)
         return len(removed)
 
-    async def _job_in(self, job_id: str, *states: str) -> Job:
+    async def _job_in(self, job_id: str, *states: str) -> JobRecord:
         job = await self.inspect.job(job_id)
         if job is None:
             raise LookupError(f"no job {job_id!r}")
         state = await self.inspect.state(job_id)
         if state not in states:
             raise JobStateError(f"job {job_id!r} is {state}, not {' or '.join(states)}")
+        return job
+
+    async def _readable(self, record: JobRecord) -> Job:
+        """bullmq's Job for `record`, which it can only build from a hash that parses."""
+        if record.unreadable:
+            raise JobStateError(
+                f"job {record.id!r} cannot be read ({', '.join(record.unreadable)} not valid "
+                "JSON): it can be removed, not run again"
+            )
+        job = await self.queue.getJob(record.id)
+        if job is None:
+            raise LookupError(f"no job {record.id!r}")
         return job
 
     async def close(self) -> None:

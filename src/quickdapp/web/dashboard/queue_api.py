@@ -170,7 +170,11 @@ async def promote_job(manager: Manager, job_id: JobId) -> Done:
     return await _act("promoted", job_id, manager.promote_job)
 
 
-@router.delete("/jobs/{job_id}", response_model=Done, summary="Remove a job that is not active")
+@router.delete(
+    "/jobs/{job_id}",
+    response_model=Done,
+    summary="Remove a job, whatever its data holds; 409 while a worker runs it",
+)
 async def remove_job(manager: Manager, job_id: JobId) -> Done:
     return await _act("removed", job_id, manager.remove_job)
 

@@ -133,10 +133,15 @@ async function renderJob(id) {
   const actions = [];
   if (j.state === "failed") actions.push(`<button class="primary" data-testid="retry" id="retry">Retry</button>`);
   if (j.state === "delayed") actions.push(`<button class="primary" data-testid="promote" id="promote">Run now</button>`);
-  if (j.state !== "active") actions.push(`<button class="danger" data-testid="remove" id="remove">Remove</button>`);
+  // Active too: the server refuses (409) while a worker holds the job's lock.
+  actions.push(`<button class="danger" data-testid="remove" id="remove">Remove</button>`);
+  const unreadable = j.unreadable.length
+    ? `<div class="warning" data-testid="job-unreadable">Not valid JSON, shown as stored: ${esc(j.unreadable.join(", "))}</div>`
+    : "";
   view.innerHTML = `
     <h2>Job <code>${esc(j.id)}</code> · ${esc(j.type)} · <span data-testid="job-state">${esc(j.state)}</span></h2>
     <div class="row">${actions.join("")}</div>
+    ${unreadable}
     <dl>
       <dt>user</dt><dd>${esc(j.user_id ?? "—")}</dd>
       <dt>attempts</dt><dd>${j.attempts_made} made, ${j.attempts_started} started, of ${j.max_attempts}</dd>
@@ -149,7 +154,7 @@ async function renderJob(id) {
     <h3>Data</h3><pre data-testid="job-data">${json(j.data)}</pre>
     <h3>Return value</h3><pre data-testid="return-value">${json(j.return_value)}</pre>
     <h3>Options</h3><pre>${json(j.options)}</pre>
-    <h3>Stack traces</h3><pre>${esc(j.stacktrace.join("\n\n")) || "—"}</pre>
+    <h3>Stack traces</h3><pre>${esc(Array.isArray(j.stacktrace) ? j.stacktrace.join("\n\n") : j.stacktrace) || "—"}</pre>
     <h3>Logs</h3><pre>${esc(j.logs.join("\n")) || "—"}</pre>`;
   const path = "jobs/" + encodeURIComponent(j.id);
   const bind = (button, action) => { const b = document.getElementById(button); if (b) b.onclick = action; };
