@@ -122,6 +122,11 @@ def _parser() -> argparse.ArgumentParser:
         "--delay", type=_int_in(0, MAX_DELAY_MS), metavar="MS", help="milliseconds before it may run"
     )
     submit.add_argument(
+        "--key",
+        metavar="KEY",
+        help="idempotency key: the job's id; the same key within 24 h enqueues nothing more",
+    )
+    submit.add_argument(
         "--wait", type=_seconds, metavar="SECONDS", help="wait for the outcome (exit 1 past it)"
     )
     submit.set_defaults(command=_submit)
@@ -192,7 +197,9 @@ def _submit(settings: Settings, args: argparse.Namespace) -> int:
     async def submit(app: ServerApp) -> None:
         nonlocal code
         manager = app.queue_manager
-        job_id = await manager.submit_job(args.type, data, args.user_id, delay=args.delay)
+        job_id = await manager.submit_job(
+            args.type, data, args.user_id, delay=args.delay, idempotency_key=args.key
+        )
         print(job_id, flush=True)
         if args.wait is None:
             return

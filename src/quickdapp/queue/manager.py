@@ -44,6 +44,8 @@ from quickdapp.redis_client import RedisHealth, redis_health
 logger = logging.getLogger(__name__)
 
 EVENTS_BLOCK_MS = 1_000
+IDEMPOTENCY_TTL_MS = 24 * 3_600 * 1_000
+"""How long an idempotency key is remembered after the job it made was added."""
 
 
 class JobStateError(Exception):
@@ -134,6 +136,7 @@ class QueueManager:
         *,
         delay: int | None = None,
         job_id: str | None = None,
+        idempotency_key: str | None = None,
         attempts: int | None = None,
         priority: int | None = None,
         backoff: dict[str, Any] | int | None = None,
@@ -141,7 +144,10 @@ class QueueManager:
         """Validate and enqueue one job; returns its id.
 
         `delay` is in milliseconds. A `job_id` that already exists is not added twice (the
-        existing job's id is returned), which makes submissions idempotent.
+        existing job's id is returned). An `idempotency_key` makes a retried call safe: it
+        becomes the job's id and its BullMQ deduplication id, kept IDEMPOTENCY_TTL_MS (24 h), so
+        the same key enqueues once in that window even after the job has finished and been
+        removed from Redis; every call with it returns the same id (its data is not compared).
         """
         payload = self._payload(job_type, data, user_id)
         if delay is not None:
@@ -152,10 +158,18 @@ class QueueManager:
             check_int("priority", priority, 1, MAX_PRIORITY)
         if job_id is not None:
             check_job_id(job_id)
+        deduplication = None
+        if idempotency_key is not None:
+            check_job_id(idempotency_key)
+            if job_id is not None and job_id != idempotency_key:
+                raise ValueError("give a job_id or an idempotency_key, not two different ones")
+            job_id = idempotency_key
+            deduplication = {"id": idempotency_key, "ttl": IDEMPOTENCY_TTL_MS}
         options = self._options(
             job_type,
             delay=delay,
             jobId=job_id or uuid4().hex,
+            deduplication=deduplication,
             attempts=attempts,
             priority=priority,
             backoff=backoff,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, Security
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Security
 from fastapi.security import HTTPBasic, HTTPBearer
 from pydantic import BaseModel, Field, StrictInt
 
@@ -133,9 +133,24 @@ class Submitted(BaseModel):
         "413 when its data is larger than MAX_JOB_PAYLOAD_BYTES"
     ),
 )
-async def add_job(manager: Manager, body: NewJob) -> Submitted:
+async def add_job(
+    manager: Manager,
+    body: NewJob,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=MAX_JOB_ID_LENGTH,
+            description=(
+                "Makes a retried call safe: the job's id; the same key within 24 h returns "
+                "the same id and adds nothing"
+            ),
+        ),
+    ] = None,
+) -> Submitted:
     try:
-        job_id = await manager.submit_job(body.type, body.data, body.user_id, delay=body.delay_ms)
+        job_id = await manager.submit_job(
+            body.type, body.data, body.user_id, delay=body.delay_ms, idempotency_key=idempotency_key
+        )
     except PayloadTooLargeError as exc:
         raise HTTPException(413, str(exc)) from None
     except (PermanentJobError, ValueError) as exc:
