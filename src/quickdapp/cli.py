@@ -14,17 +14,24 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from redis.exceptions import ConnectionError as RedisConnectionError
+from sqlalchemy.exc import SQLAlchemyError
 
 from quickdapp.app.chain_health import chain_health
+from quickdapp.app.preflight import check_database, check_redis, preflight
 from quickdapp.app.server_app import ServerApp
 from quickdapp.app.startup import on_start
 from quickdapp.audit import store as audit
 from quickdapp.config import Settings, load_settings
 from quickdapp.db.migrate import upgrade
-from quickdapp.errors import PermanentJobError, ServiceUnavailableError, SettingsError
+from quickdapp.errors import (
+    PermanentJobError,
+    ServiceUnavailableError,
+    SettingsError,
+    StartupRefusedError,
+)
 from quickdapp.limits import MAX_BIGINT, MAX_DELAY_MS, MAX_WAIT_SECONDS, check_seconds, shown
 from quickdapp.logs import configure_logging
-from quickdapp.redaction import redact
+from quickdapp.redaction import describe, redact
 from quickdapp.signals import exit_now, on_stop_signals
 from quickdapp.web.app import create_app
 from quickdapp.web.auth import AdminCredentials, admin_credentials
@@ -57,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         SettingsError,
         RedisConnectionError,
         ServiceUnavailableError,
+        StartupRefusedError,
     ) as exc:
         print(f"quickdapp: {exc}", file=sys.stderr)
         return 2
@@ -183,10 +191,12 @@ def _dev(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    asyncio.run(preflight(settings))
     return run_worker_process(settings)
 
 
 def _workers(settings: Settings, args: argparse.Namespace) -> int:
+    asyncio.run(preflight(settings))  # once: the processes it restarts do not check again
     return run_supervisor(settings)
 
 
@@ -248,8 +258,14 @@ def _history(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
-    upgrade(settings.database_url)
-    print(f"database at {redact(settings.database_url)} is up to date")
+    url = settings.database_url
+    try:
+        upgrade(url)
+    except (OSError, TimeoutError, SQLAlchemyError) as exc:
+        raise ServiceUnavailableError(
+            f"the database at {redact(url)} cannot be migrated ({describe(exc, url)})"
+        ) from None
+    print(f"database at {redact(url)} is up to date")
     return 0
 
 
@@ -310,6 +326,8 @@ def _run_server(settings: Settings, supervisor: Supervisor | None = None) -> int
 
     async def run(app: ServerApp) -> None:
         nonlocal exit_code
+        await check_database(app.engine, settings.database_url)
+        await check_redis(app.redis, settings)
         await on_start(app)
         stop = asyncio.Event()
         on_stop_signals(stop, what="stopping", now=supervisor.kill_all if supervisor else exit_now)

@@ -10,6 +10,10 @@ class SettingsError(Exception):
     """The environment holds a value the system cannot start with."""
 
 
+class StartupRefusedError(Exception):
+    """A process must not start as things are (say why in one line, and what to do)."""
+
+
 class ServiceUnavailableError(RuntimeError):
     """A service the command needs (Redis, a chain node) does not answer and cannot be started."""
 

@@ -93,3 +93,9 @@ def scrub(text: str, *urls: str | None) -> str:
             for piece in secret_parts(url):
                 text = text.replace(piece, MASK)
     return text
+
+
+def describe(exc: BaseException, *urls: str | None) -> str:
+    """`Type: first line of the message`, scrubbed of `urls`: an error in one line, safe to show."""
+    message = str(exc).strip().partition("\n")[0]
+    return f"{type(exc).__name__}: {scrub(message, *urls)}" if message else type(exc).__name__
