@@ -6,13 +6,15 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import os
 import socket
 import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Any
 from uuid import uuid4
 
@@ -32,6 +34,8 @@ from quickdapp.workers.processor import JobProcessor
 from quickdapp.workers.stalled import record_stalled_attempt, record_stalled_failure
 
 logger = logging.getLogger(__name__)
+
+READY = b"R"  # written on the supervisor's ready pipe once the Worker runs
 
 # bullmq waits this long before fetching again after a connection error (its default, 15 s,
 # would leave the queue idle that long after Redis comes back).
@@ -182,29 +186,55 @@ async def _close(worker: Worker, timeout: float) -> list[str]:
     return abandoned
 
 
-def run_worker_process(settings: Settings) -> int:
-    """Run one worker process in the foreground until SIGTERM or SIGINT; 0 after a clean close."""
+def run_worker_process(settings: Settings, *, on_ready: Callable[[], None] | None = None) -> int:
+    """Run one worker process in the foreground until SIGTERM or SIGINT; 0 after a clean close.
+
+    `on_ready` is called once the Worker runs (the supervisor's ready pipe)."""
 
     enable_multiprocess(settings.metrics_dir)
 
     async def work() -> bool:
         app = await ServerApp.create(settings)
+        ready = asyncio.Event()
+        tell = asyncio.create_task(_when_set(ready, on_ready)) if on_ready else None
         try:
             stop = asyncio.Event()
             on_stop_signals(stop)
-            return await run_worker(app, stop)
+            return await run_worker(app, stop, ready=ready)
         finally:
+            if tell is not None:
+                tell.cancel()
             await app.close()
 
     return 0 if asyncio.run(work()) else 1
 
 
-def main() -> int:
-    """Entry of a worker process started by the supervisor: settings arrive as JSON on stdin."""
+async def _when_set(event: asyncio.Event, call: Callable[[], None]) -> None:
+    await event.wait()
+    call()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry of a worker process started by the supervisor: settings arrive as JSON on stdin,
+    and `--ready-fd N` names the pipe on which to say that the Worker runs."""
+    parser = argparse.ArgumentParser(prog="python -m quickdapp.workers")
+    parser.add_argument("--ready-fd", type=int, help="write one byte here once the Worker runs")
+    args = parser.parse_args(argv)
     settings = Settings.model_validate_json(sys.stdin.read())
     sys.stdin.close()
     configure_logging(settings.log_level, secrets=settings.secret_values)
-    return run_worker_process(settings)
+    on_ready = None if args.ready_fd is None else partial(_say_ready, args.ready_fd)
+    return run_worker_process(settings, on_ready=on_ready)
+
+
+def _say_ready(fd: int) -> None:
+    """One byte on the supervisor's pipe, then the pipe is closed."""
+    try:
+        os.write(fd, READY)
+    except OSError:
+        pass  # the supervisor is gone: nobody to tell
+    finally:
+        os.close(fd)
 
 
 def _log_failure(job: Any, error: BaseException, *_: Any) -> None:
