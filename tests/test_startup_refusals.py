@@ -50,7 +50,7 @@ def _refused(env: dict[str, str], command: str) -> str:
 
 
 def _starts(env: dict[str, str], command: str, log: Path) -> str:
-    """Run `quickdapp COMMAND` for 3 s: it must still run then, and stop cleanly on SIGTERM."""
+    """Run `quickdapp COMMAND` until its worker processes jobs; it must stop cleanly on SIGTERM."""
     with log.open("w") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "quickdapp.cli", "--env-file", os.devnull, command],
@@ -60,8 +60,11 @@ def _starts(env: dict[str, str], command: str, log: Path) -> str:
             stderr=subprocess.STDOUT,
         )
         try:
-            time.sleep(3)
-            assert process.poll() is None, log.read_text()
+            deadline = time.monotonic() + 30
+            while "processing 'jobs'" not in log.read_text():
+                assert process.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
         finally:
             process.send_signal(signal.SIGTERM)
             code = process.wait(60)

@@ -44,8 +44,20 @@ async def test_a_process_that_was_serving_is_replaced_at_once(
         fresh = [c for c in _children(supervisor) if c.pid != first.pid]
         return fresh or None
 
-    await eventually(replaced, 5, "a new worker process")
+    (second,) = await eventually(replaced, 5, "a new worker process")
     assert time.monotonic() - killed_at < 1.0, "the replacement waited"
+    # Killed again while it starts: killed from outside says nothing of its start, no back-off.
+    second.kill()
+
+    async def third() -> list[psutil.Process] | None:
+        return [c for c in _children(supervisor) if c.pid not in (first.pid, second.pid)] or None
+
+    await eventually(third, 5, "a third worker process")
+    assert re.search(
+        rf"worker process {second.pid} \(slot 1 of 1\) was killed by signal SIGKILL after [\d.]+s "
+        r"\(before it was ready\); restart 2 now",
+        supervisor.log(),
+    ), supervisor.log()
     assert re.search(
         rf"worker process {first.pid} \(slot 1 of 1\) was killed by signal SIGKILL "
         r"after [\d.]+s; restart 1 now",

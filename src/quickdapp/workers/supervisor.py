@@ -6,10 +6,10 @@ works with exactly the settings the supervisor was started with. The supervisor 
 job itself and only ever signals its own children, by their process objects.
 
 Each child writes one byte on a pipe of its own once its Worker runs (`--ready-fd`). A child
-that dies after that was serving jobs and is replaced at once; back-off is for children that
-die before they are ready (a bad setting, a module that does not import), so they are not
-restarted in a tight loop. Under repeated kills the queue is never left without workers for
-longer than a start-up takes.
+that dies after that was serving jobs, or that was killed from outside, is replaced at once;
+back-off is for children that fail on their own before they are ready (a bad setting, a
+module that does not import), so they are not restarted in a tight loop. Under repeated kills
+the queue is never left without workers for longer than a start-up takes.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 FIRST_RESTART_DELAY = 1.0  # seconds before restarting a process that died before it was ready
 MAX_RESTART_DELAY = 60.0  # the back-off doubles per such death up to this
 READY_AFTER_EXIT = 2.0  # seconds to read a ready byte a child wrote just before it died
+# Exit codes of a child killed from outside (an operator, the OOM killer, a chaos test).
+KILLED = frozenset({-signal.SIGKILL, -signal.SIGTERM, -signal.SIGINT})
 KILL_GRACE = 3.0  # past WORKER_SHUTDOWN_TIMEOUT: the child ends late jobs itself, then SIGKILL
 
 
@@ -107,10 +109,12 @@ class Supervisor:
                 return
             lived = time.monotonic() - slot.started
             slot.restarts += 1
+            delay = 0.0
             if ready:
                 slot.failed_starts = 0
-                delay = 0.0
-            else:
+            elif code not in KILLED:
+                # It failed on its own while starting: a setting or a module that will fail
+                # the same way again. (Killed from outside, it says nothing about its start.)
                 slot.failed_starts += 1
                 delay = min(FIRST_RESTART_DELAY * 2 ** (slot.failed_starts - 1), MAX_RESTART_DELAY)
             logger.error(
