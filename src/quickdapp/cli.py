@@ -11,9 +11,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from redis.exceptions import ConnectionError as RedisConnectionError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from quickdapp.app.server_app import ServerApp
@@ -21,16 +22,23 @@ from quickdapp.audit.history import MAX_LIMIT, Cursor, get_job_history, wait_for
 from quickdapp.audit.rollups import ensure_rollups, rebuild_rollups
 from quickdapp.config import Settings, load_settings
 from quickdapp.db.engine import create_engine, session_factory
-from quickdapp.errors import PermanentJobError, ServiceUnavailableError, SettingsError
+from quickdapp.errors import (
+    PermanentJobError,
+    ServiceUnavailableError,
+    SettingsError,
+    StartupRefusedError,
+)
+from quickdapp.limits import MAX_BIGINT, MAX_DELAY_MS, MAX_WAIT_SECONDS, check_seconds, shown
 from quickdapp.logs import configure_logging
 from quickdapp.queue.intervals import format_interval, parse_interval
 from quickdapp.queue.manager import CronJob
+from quickdapp.redaction import describe, redact
 
 if TYPE_CHECKING:
     from quickdapp.workers.supervisor import Supervisor
 
-# Each command imports what it needs when it runs: `submit` must not pay for FastAPI, uvicorn or
-# web3, nor a worker process for the web server.
+# Each command imports what it needs when it runs: `submit` must not pay for FastAPI, uvicorn,
+# Alembic or web3, nor a worker process for the web server.
 
 logger = logging.getLogger("quickdapp")
 
@@ -47,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"quickdapp: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, secrets=settings.secret_values)
     try:
         result: int = args.command(settings, args)
         return result
@@ -58,13 +66,46 @@ def main(argv: list[str] | None = None) -> int:
         SettingsError,
         RedisConnectionError,
         ServiceUnavailableError,
+        StartupRefusedError,
     ) as exc:
         print(f"quickdapp: {exc}", file=sys.stderr)
         return 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line (the usage is one `--help` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer in low..high."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected an integer in {low}..{high}, got {shown(text)}")
+        return value
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a positive, finite number of seconds, at most MAX_WAIT_SECONDS."""
+    try:
+        return check_seconds("seconds", float(text), MAX_WAIT_SECONDS)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds in (0, {MAX_WAIT_SECONDS:g}], got {shown(text)}"
+        ) from None
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="quickdapp", description=__doc__)
+    parser = _Parser(prog="quickdapp", description=__doc__)
     parser.add_argument("--env-file", default=".env", help="settings file (default: .env)")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
@@ -84,9 +125,20 @@ def _parser() -> argparse.ArgumentParser:
     submit = commands.add_parser("submit", help="validate and enqueue a job")
     submit.add_argument("type", help="job type, e.g. cleanupAuditLog")
     submit.add_argument("data", nargs="?", default="{}", help="job data as JSON (default {})")
-    submit.add_argument("--user-id", type=int, help="the user the job acts for")
-    submit.add_argument("--delay", type=int, help="milliseconds before it may run")
-    submit.add_argument("--wait", type=float, metavar="SECONDS", help="wait for the outcome")
+    submit.add_argument(
+        "--user-id", type=_int_in(0, MAX_BIGINT), metavar="N", help="the user the job acts for"
+    )
+    submit.add_argument(
+        "--delay", type=_int_in(0, MAX_DELAY_MS), metavar="MS", help="milliseconds before it may run"
+    )
+    submit.add_argument(
+        "--key",
+        metavar="KEY",
+        help="idempotency key: the job's id; the same key within 24 h enqueues nothing more",
+    )
+    submit.add_argument(
+        "--wait", type=_seconds, metavar="SECONDS", help="wait for the outcome (exit 1 past it)"
+    )
     submit.set_defaults(command=_submit)
 
     health = commands.add_parser("health", help="queue counts, workers and Redis health as JSON")
@@ -165,39 +217,59 @@ def _dev(settings: Settings, args: argparse.Namespace) -> int:
     ):
         upgrade(settings.database_url)
         _with_database(settings, _roll_up_existing_rows)
-        logger.info("database ready at %s", settings.database_url)
+        logger.info("database ready at %s", redact(settings.database_url))
         return _run_server(settings, Supervisor(settings))
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from quickdapp.app.preflight import preflight
     from quickdapp.workers.process import run_worker_process
 
+    asyncio.run(preflight(settings))
     return run_worker_process(settings)
 
 
 def _workers(settings: Settings, args: argparse.Namespace) -> int:
+    from quickdapp.app.preflight import preflight
     from quickdapp.workers.supervisor import run_supervisor
 
+    asyncio.run(preflight(settings))  # once: the processes it restarts do not check again
     return run_supervisor(settings)
 
 
 def _submit(settings: Settings, args: argparse.Namespace) -> int:
     data = _job_data(args.data)
+    code = 0
 
     async def submit(app: ServerApp) -> None:
-        job_id = await app.queue_manager.submit_job(args.type, data, args.user_id, delay=args.delay)
-        print(job_id)
-        if args.wait is not None:
-            outcome = await app.queue_manager.wait_until_finished(job_id, args.wait)
-            # The attempts' audit rows follow through the audit stream: `history` right
-            # after `submit --wait` should show them.
-            job = await app.queue_manager.inspect.job(job_id)
-            attempts = max(job.attemptsStarted, job.attemptsMade) if job is not None else 1
-            if not await wait_for_rows(app.sessions, job_id, attempts, AUDIT_LAG):
-                print(f"quickdapp: the audit rows of {job_id} are not stored yet", file=sys.stderr)
-            _print_json(outcome)
+        nonlocal code
+        manager = app.queue_manager
+        job_id = await manager.submit_job(
+            args.type, data, args.user_id, delay=args.delay, idempotency_key=args.key
+        )
+        print(job_id, flush=True)
+        if args.wait is None:
+            return
+        try:
+            outcome = await manager.wait_until_finished(job_id, args.wait)
+        except TimeoutError:
+            state = await manager.inspect.state(job_id)
+            print(
+                f"quickdapp: job {job_id} did not finish within {args.wait:g}s; it is {state}",
+                file=sys.stderr,
+            )
+            code = 1
+            return
+        # The attempts' audit rows follow through the audit stream: `history` right after
+        # `submit --wait` should show them.
+        job = await manager.inspect.job(job_id)
+        attempts = max(job.attempts_started, job.attempts_made) if job is not None else 1
+        if not await wait_for_rows(app.sessions, job_id, attempts, AUDIT_LAG):
+            print(f"quickdapp: the audit rows of {job_id} are not stored yet", file=sys.stderr)
+        _print_json(outcome)
 
-    return _with_app(settings, submit)
+    _with_app(settings, submit)
+    return code
 
 
 def _health(settings: Settings, args: argparse.Namespace) -> int:
@@ -266,9 +338,15 @@ def _rollups_rebuild(settings: Settings, args: argparse.Namespace) -> int:
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     from quickdapp.db.migrate import upgrade
 
-    upgrade(settings.database_url)
+    url = settings.database_url
+    try:
+        upgrade(url)
+    except (OSError, TimeoutError, SQLAlchemyError) as exc:
+        raise ServiceUnavailableError(
+            f"the database at {redact(url)} cannot be migrated ({describe(exc, url)})"
+        ) from None
     _with_database(settings, _roll_up_existing_rows)
-    print(f"database at {settings.database_url} is up to date")
+    print(f"database at {redact(url)} is up to date")
     return 0
 
 
@@ -357,6 +435,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _run_server(settings: Settings, supervisor: Supervisor | None = None) -> int:
+    from quickdapp.app.preflight import check_database, check_redis
     from quickdapp.web.auth import admin_credentials
     from quickdapp.web.server import dashboard_url, run_server
 
@@ -365,6 +444,8 @@ def _run_server(settings: Settings, supervisor: Supervisor | None = None) -> int
 
     async def run(app: ServerApp) -> None:
         nonlocal exit_code
+        await check_database(app.engine, settings.database_url)
+        await check_redis(app.redis, settings)
         print(f"dashboard: {dashboard_url(settings)}  (user {credentials.username!r})", flush=True)
         exit_code = await run_server(app, credentials, supervisor)
 
@@ -384,6 +465,8 @@ def _job_data(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"job data is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ValueError("job data is nested too deeply to read") from None
 
 
 def _with_app(settings: Settings, body: Callable[[ServerApp], Awaitable[None]]) -> int:

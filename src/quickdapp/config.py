@@ -8,14 +8,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from quickdapp.errors import SettingsError
+from quickdapp.limits import DEFAULT_MAX_JOB_PAYLOAD_BYTES
+from quickdapp.redaction import redact, scrub
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///.data/quickdapp.sqlite3"
 
-# Never echoed in an error message.
-SECRET_SETTINGS = {"SERVER_WALLET_PRIVATE_KEY"}
+# Never echoed in an error message; URL settings are echoed redacted (quickdapp.redaction).
+SECRET_SETTINGS = {"SERVER_WALLET_PRIVATE_KEY", "ADMIN_PASSWORD", "ADMIN_TOKEN"}
 
 
 class Settings(BaseSettings):
@@ -92,15 +96,23 @@ class Settings(BaseSettings):
         str, Field(min_length=1, description="a non-empty user name for the dashboard")
     ] = "admin"
     admin_password: Annotated[
-        str, Field(description="the dashboard password (required outside development)")
+        str, Field(repr=False, description="the dashboard password (required outside development)")
     ] = ""
-    admin_token: Annotated[str, Field(description="a bearer token for the dashboard API (optional)")] = (
-        ""
-    )
+    admin_token: Annotated[
+        str, Field(repr=False, description="a bearer token for the dashboard API (optional)")
+    ] = ""
     app_env: Annotated[
         Literal["development", "test", "production"],
         Field(description="one of development, test, production"),
     ] = "development"
+    max_job_payload_bytes: Annotated[
+        int,
+        Field(
+            ge=1_024,
+            le=512 * 1_048_576,
+            description="bytes of JSON a job's data may take, 1024..536870912 (default 1 MiB)",
+        ),
+    ] = DEFAULT_MAX_JOB_PAYLOAD_BYTES
     metrics_dir: Annotated[
         str, Field(description="a directory for the Prometheus multiprocess files of the workers")
     ] = ".data/metrics"
@@ -117,9 +129,18 @@ class Settings(BaseSettings):
     def _async_driver(cls, value: str) -> str:
         if value.startswith(("postgresql://", "postgres://")):
             # Accept the plain form people copy from their provider; we always use asyncpg.
-            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+            value = "postgresql+asyncpg://" + value.split("://", 1)[1]
         if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
             raise ValueError("must be postgresql+asyncpg://... or sqlite+aiosqlite:///...")
+        # Parsed here, so a malformed URL is a settings error and not a traceback at first use.
+        try:
+            url = make_url(value)
+        except (ArgumentError, ValueError):
+            raise ValueError("is not a URL that SQLAlchemy can parse") from None
+        if url.get_backend_name() == "sqlite" and (url.host or url.port or url.username):
+            raise ValueError("a SQLite URL names a file, not a host: sqlite+aiosqlite:///path/to/file")
+        if url.port is not None and not 1 <= url.port <= 65535:
+            raise ValueError("has a port outside 1..65535")
         return value
 
     @field_validator("log_level", mode="before")
@@ -169,6 +190,20 @@ class Settings(BaseSettings):
         return self.chain_rpc_url is not None
 
     @property
+    def secret_values(self) -> list[str]:
+        """The settings that hold secrets (URLs with credentials, keys, passwords): what logs,
+        errors and stored text must never show (see quickdapp.logs and quickdapp.redaction)."""
+        values = [
+            self.redis_url,
+            self.database_url,
+            self.chain_rpc_url,
+            self.server_wallet_private_key,
+            self.admin_password,
+            self.admin_token,
+        ]
+        return [value for value in values if value]
+
+    @property
     def extra_job_modules(self) -> list[str]:
         """Modules whose `JOBS` lists are added to the built-in job types."""
         return [part.strip() for part in self.job_modules.split(",") if part.strip()]
@@ -198,9 +233,21 @@ def _describe(exc: ValidationError) -> str:
     lines = ["invalid configuration:"]
     for error in exc.errors():
         name = str(error["loc"][0]).upper() if error["loc"] else "?"
-        got = "(hidden)" if name in SECRET_SETTINGS else error.get("input")
+        got = "(hidden)" if name in SECRET_SETTINGS else _shown(name, error.get("input"))
         field = Settings.model_fields.get(name.lower())
         accepts = field.description if field is not None and field.description else error["msg"]
+        if error["type"] == "value_error" and field is not None:
+            # Our validators say what exactly is wrong (without echoing the value).
+            accepts += f" ({error['msg'].removeprefix('Value error, ')})"
         lines.append(f"  {name}={got!r}: expected {accepts}")
     # A union type reports one error per branch; say each variable once.
     return "\n".join(dict.fromkeys(lines))
+
+
+def _shown(name: str, value: Any) -> Any:
+    """A bad value as the error may quote it: URLs without their secrets."""
+    if not isinstance(value, str):
+        return value
+    if name.endswith("_URL"):
+        return redact(value, rpc=name == "CHAIN_RPC_URL")
+    return scrub(value)

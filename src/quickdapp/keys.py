@@ -11,6 +11,7 @@ job ids never hold ':' (submit refuses them), so no job's hash can land there.
 from __future__ import annotations
 
 import base64
+import re
 from typing import Literal, get_args
 
 PREFIX = "bull"
@@ -29,6 +30,17 @@ COMPLETED = "completed"
 FAILED = "failed"
 EVENTS = "events"
 REPEAT = "repeat"
+
+QUEUE_OWN_SUFFIXES = frozenset(
+    {
+        "active", "wait", "waiting-children", "paused", "completed", "failed", "delayed",
+        "prioritized", "repeat", "stalled", "stalled-check", "limiter", "id", "meta", "pc",
+        "events", "marker", "metrics", "de", "dn", "quickdapp",
+    }
+)  # fmt: skip
+"""BullMQ's keys of the queue itself (`bull:jobs:<suffix>`, and `<suffix>:...` beneath some),
+and ours (`quickdapp:`): the hash at `bull:jobs:<id>` of none of them is a job."""
+_SCHEDULER_RUN = re.compile(r"repeat:[^:]+:[0-9]+")
 
 # Fields of a job's hash, as BullMQ writes them.
 FIELD_NAME = "name"
@@ -64,6 +76,15 @@ def job_key(job_id: str) -> str:
 def job_lock_key(job_id: str) -> str:
     """The lock a worker holds on job `job_id` while it runs it (value: the worker's token)."""
     return f"{QUEUE_KEY_PREFIX}{job_id}:lock"
+
+
+def names_a_job(job_id: str) -> bool:
+    """Whether `job_id` can be a job's id: not one of QUEUE_OWN_SUFFIXES, and without ':' but
+    in the id of a scheduler's run (`repeat:<key>:<millis>`). `repeat:<key>` alone is the
+    scheduler's own hash; `<id>:logs`, `de:<id>` and the like are a job's or the queue's lists."""
+    if not job_id or job_id in QUEUE_OWN_SUFFIXES:
+        return False
+    return ":" not in job_id or _SCHEDULER_RUN.fullmatch(job_id) is not None
 
 
 def scheduler_job_id(scheduler_key: str, run_at_ms: int) -> str:

@@ -14,6 +14,7 @@ from quickdapp.app.server_app import ServerApp
 from quickdapp.chain.multicall3 import AGGREGATE3_ABI, code_hash, multicall3
 from quickdapp.config import Settings
 from quickdapp.devtools.anvil import ANVIL_CHAIN_ID, ANVIL_DEV_ACCOUNT_0, AnvilManager
+from quickdapp.errors import JobValidationError
 from quickdapp.jobs.registry import JobRegistry
 from tests.helpers.chain import Chain, chain_overrides, chain_settings, start_anvil
 from tests.helpers.workers import StartWorker
@@ -134,13 +135,21 @@ async def test_refuses_when_the_deployer_nonce_is_spent_without_code(
     assert await fresh_chain.w3.eth.get_code(MULTICALL3) == b""
 
 
-async def test_force_redeploy_is_refused_with_a_reason_and_no_retry(
+async def test_force_redeploy_is_refused_at_submit_and_at_run_time_without_retry(
     settings: Settings, deploy_app: ServerApp, fresh_chain: Chain
 ) -> None:
-    outcome = await deploy(deploy_app, {"forceRedeploy": True})
+    manager = deploy_app.queue_manager
+    with pytest.raises(JobValidationError, match="forceRedeploy cannot be honoured"):
+        await deploy(deploy_app, {"forceRedeploy": True})
+    assert sum((await manager.inspect.counts()).values()) == 0
 
+    # Another producer bypasses submit: the run refuses it the same way, once.
+    stray = await manager.queue.add(
+        "deployMulticall3", {"userId": None, "data": {"forceRedeploy": True}}, {"attempts": 3}
+    )
+    outcome = await manager.wait_until_finished(str(stray.id), timeout=60)
     assert outcome["state"] == "failed"
     assert "forceRedeploy cannot be honoured" in outcome["failedReason"]
-    job = await deploy_app.queue_manager.queue.getJob(outcome["jobId"])
+    job = await manager.queue.getJob(outcome["jobId"])
     assert job.attemptsMade == 1
     assert await fresh_chain.w3.eth.get_code(MULTICALL3) == b""

@@ -12,14 +12,13 @@ from quickdapp.app.server_app import ServerApp
 from quickdapp.cli import main
 from quickdapp.config import Settings
 from quickdapp.errors import SettingsError
-from quickdapp.web.auth import admin_credentials
+from quickdapp.web.auth import CONTENT_SECURITY_POLICY, admin_credentials
 from tests.web.conftest import API
 
 PROTECTED = [
     "/admin/queues/",
     "/admin/queues/static/app.js",
     "/admin/queues/api/openapi.json",
-    "/admin/queues/api/docs",
     f"{API}/overview",
     f"{API}/jobs?state=failed",
     f"{API}/audit/history",
@@ -38,7 +37,7 @@ async def test_every_dashboard_url_needs_credentials(
     assert allowed.status_code == 200
     for response in (refused, allowed):
         assert response.headers["x-frame-options"] == "DENY"
-        assert response.headers["content-security-policy"] == "frame-ancestors 'none'"
+        assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
 
 
 @pytest.mark.parametrize(

@@ -76,10 +76,20 @@ async def page(browser: Browser, settings: Settings) -> AsyncIterator[Page]:
     )
     context.set_default_timeout(TIMEOUT_MS)
     opened = await context.new_page()
+    # The dashboard sends `Content-Security-Policy: default-src 'self'`: anything the page does
+    # that the policy refuses (an inline style or script) shows as a console message.
+    refused: list[str] = []
+    opened.on(
+        "console",
+        lambda message: (
+            refused.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     try:
         yield opened
     finally:
         await context.close()
+    assert refused == [], refused
 
 
 async def test_log_in_see_counts_open_a_failed_job_retry_it_and_watch_it_complete(

@@ -14,8 +14,10 @@ DEAD_DATABASE = "postgresql+asyncpg://postgres@127.0.0.1:1/nothing"
 
 
 async def _get(settings: Settings, server: ServerApp, path: str) -> httpx.Response:
+    """GET `path` as the admin: /ready shows its checks' details to the admin only."""
     transport = httpx.ASGITransport(app=create_app(settings, server))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    auth = (settings.admin_username, settings.admin_password)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver", auth=auth) as client:
         return await client.get(path)
 
 
@@ -25,8 +27,8 @@ async def test_health_answers_without_credentials(anonymous: httpx.AsyncClient) 
     assert response.json() == {"status": "ok"}
 
 
-async def test_ready_reports_redis_and_database(anonymous: httpx.AsyncClient) -> None:
-    response = await anonymous.get("/ready")
+async def test_ready_reports_redis_and_database(admin: httpx.AsyncClient) -> None:
+    response = await admin.get("/ready")
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ready"

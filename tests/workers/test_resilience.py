@@ -118,7 +118,9 @@ async def test_a_process_that_dies_at_start_up_is_restarted_with_growing_back_of
 ) -> None:
     supervisor = start_quickdapp("workers", worker_count=1, job_modules="tests.helpers.no_such_module")
     deaths = re.compile(
-        r"^(\S+ \S+) .*exited with code 1 after [\d.]+s; restart (\d+) in ([\d.]+)s$", re.M
+        r"^(\S+ \S+) .*exited with code 1 after [\d.]+s \(before it was ready\); "
+        r"restart (\d+) in ([\d.]+)s$",
+        re.M,
     )
     starts = re.compile(r"^(\S+ \S+) .*worker process \d+ started", re.M)
 

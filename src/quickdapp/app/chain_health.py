@@ -10,6 +10,7 @@ from quickdapp.app.startup import NO_CHAIN
 from quickdapp.chain.multicall3 import code_hash, multicall3
 from quickdapp.db.key_values import get_value
 from quickdapp.jobs.watch_chain import cursor_key
+from quickdapp.redaction import scrub
 
 
 async def chain_health(app: ServerApp) -> dict[str, Any]:
@@ -17,20 +18,21 @@ async def chain_health(app: ServerApp) -> dict[str, Any]:
     if app.chain is None:
         return {"configured": False, "ok": True, "message": NO_CHAIN}
     chain = app.chain
-    # The host only: provider URLs often carry an API key in their path.
-    report: dict[str, Any] = {"configured": True, "node": urlsplit(chain.rpc_url).netloc}
+    # host:port only: provider URLs carry an API key in their path or user name.
+    report: dict[str, Any] = {"configured": True, "node": urlsplit(chain.node).netloc}
     try:
         chain_id = await chain.chain_id()
         head = await chain.block_number()
         code = await chain.get_code(multicall3().address)
     except Exception as exc:  # health reports the failure instead of raising
-        return {**report, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        error = scrub(f"{type(exc).__name__}: {exc}", chain.rpc_url)
+        return {**report, "ok": False, "error": error}
     report.update(ok=True, chainId=chain_id, head=head)
     try:
         cursor = await get_value(app.sessions, cursor_key(chain_id))
     except Exception as exc:  # e.g. the database is not migrated yet
         cursor = None
-        report["cursorError"] = f"{type(exc).__name__}: {exc}"
+        report["cursorError"] = scrub(f"{type(exc).__name__}: {exc}", app.settings.database_url)
     report["lastProcessedBlock"] = int(cursor) if cursor is not None else None
     report["blocksBehind"] = head - int(cursor) if cursor is not None else None
     if not code:

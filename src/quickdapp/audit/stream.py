@@ -18,10 +18,12 @@ import redis.asyncio as aioredis
 
 from quickdapp.attempts import JobExecution
 from quickdapp.keys import AUDIT_STREAM
+from quickdapp.limits import AUDIT_DATA_MAX_BYTES
 
 logger = logging.getLogger(__name__)
 
 FIELD = "e"
+AUDIT_PREVIEW_CHARS = 1_000  # of a truncated value, kept in its place
 
 GUARDED_ADD = """
 -- KEYS[1] the job's lock, KEYS[2] the audit stream; ARGV[1] the worker's lock token, ARGV[2] the entry.
@@ -36,23 +38,39 @@ return false
 
 
 def encode(execution: JobExecution) -> str:
-    """The stream entry of `execution`: compact JSON, times in ISO 8601 with their zone."""
-    return json.dumps(
-        {
-            "job_id": execution.job_id,
-            "attempt": execution.attempt,
-            "type": execution.type,
-            "user_id": execution.user_id,
-            "data": execution.data,
-            "status": execution.status,
-            "started_at": execution.started_at.isoformat(),
-            "completed_at": execution.completed_at.isoformat(),
-            "result": execution.result,
-            "error": execution.error,
-        },
-        separators=(",", ":"),
-        default=str,  # a result JSON cannot hold is kept as its text
-    )
+    """The stream entry of `execution`: compact JSON, times in ISO 8601 with their zone.
+
+    A job's data or result past AUDIT_DATA_MAX_BYTES of JSON is kept as a marker with its size
+    and the start of it: a 5 MB payload would otherwise be stored once per attempt.
+    """
+    fields = {
+        "job_id": execution.job_id,
+        "attempt": execution.attempt,
+        "type": execution.type,
+        "user_id": execution.user_id,
+        "data": execution.data,
+        "status": execution.status,
+        "started_at": execution.started_at.isoformat(),
+        "completed_at": execution.completed_at.isoformat(),
+        "result": execution.result,
+        "error": execution.error,
+    }
+    text = _json(fields)
+    if len(text) <= AUDIT_DATA_MAX_BYTES:
+        return text  # the usual case: one encoding
+    return _json({**fields, "data": _bounded(fields["data"]), "result": _bounded(fields["result"])})
+
+
+def _json(value: Any) -> str:
+    # default=str: a result JSON cannot hold is kept as its text.
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def _bounded(value: Any) -> Any:
+    text = _json(value)
+    if len(text) <= AUDIT_DATA_MAX_BYTES:
+        return value
+    return {"truncated": True, "bytes": len(text.encode()), "preview": text[:AUDIT_PREVIEW_CHARS]}
 
 
 def decode(entry: str | bytes) -> JobExecution:

@@ -6,6 +6,7 @@ installed by `npm ci` into node_modules/). It stops only a node it started itsel
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import socket
@@ -16,11 +17,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from quickdapp.config import Settings
 from quickdapp.devtools.service import LOCAL_HOSTS, LocalService, log_output
 from quickdapp.errors import ServiceUnavailableError
+from quickdapp.redaction import redact
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 NPM_ANVIL = Path("node_modules/.bin/anvil")
@@ -48,7 +50,14 @@ def find_anvil(root: Path = REPO_ROOT) -> str | None:
 def rpc_chain_id(url: str, timeout: float = 1.0) -> int | None:
     """The chain id the node at `url` reports (eth_chainId), or None when nothing answers."""
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
-    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    parts = urlsplit(url)
+    if parts.username is not None:
+        # urllib reads user:pass@ as part of the host name: send it as Basic auth instead.
+        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(credentials).decode()
+        url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    request = urllib.request.Request(url, body, headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return int(json.loads(response.read())["result"], 16)
@@ -82,7 +91,7 @@ class AnvilManager(LocalService):
         state_file: Path | None = None,
     ) -> None:
         if urlsplit(url).scheme not in ("http", "https"):
-            raise AnvilUnavailableError(f"AnvilManager needs an http:// URL, got {url!r}")
+            raise AnvilUnavailableError(f"AnvilManager needs an http:// URL, got {redact(url)!r}")
         super().__init__(url, reuse=reuse)
         self.chain_id = chain_id
         self.block_time = block_time

@@ -59,10 +59,12 @@ class RedisManager(LocalService):
         client = redis.Redis(host=self.host, port=self.port, socket_timeout=1, socket_connect_timeout=1)
         try:
             return bool(client.ping())
+        except (redis.AuthenticationError, redis.ResponseError):
+            # A Redis that wants a password is still a Redis (AuthenticationError is a
+            # ConnectionError in redis-py: it must be caught first).
+            return True
         except (RedisConnectionError, RedisTimeoutError, OSError):
             return False
-        except redis.ResponseError:
-            return True  # a Redis that wants a password is still a Redis
         finally:
             client.close()
 

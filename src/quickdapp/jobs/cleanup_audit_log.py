@@ -10,15 +10,19 @@ from pydantic import Field
 
 from quickdapp.jobs.types import JobContext, JobData, JobDefinition
 from quickdapp.keys import COMPLETED, FAILED, job_key, queue_key
+from quickdapp.limits import MAX_RETENTION_DAYS
 
 ROLLUP_RETENTION_DAYS = 400
 """The per-minute and per-hour rollups (small: ~2 MB a month) outlive the rows they sum."""
 
 
 class CleanupAuditLogData(JobData):
-    retention_days: int = Field(alias="retentionDays", ge=1, le=36_500)
+    # Bounded: a cutoff before year 1 would fail at run time, three times, instead of at submit.
+    retention_days: int = Field(alias="retentionDays", ge=1, le=MAX_RETENTION_DAYS)
     batch_size: int = Field(default=5000, alias="batchSize", ge=1, le=10_000)
-    rollup_retention_days: int | None = Field(default=None, alias="rollupRetentionDays", ge=1, le=36_500)
+    rollup_retention_days: int | None = Field(
+        default=None, alias="rollupRetentionDays", ge=1, le=MAX_RETENTION_DAYS
+    )
     """Days of rollups kept; by default the longer of retentionDays and 400."""
 
 

@@ -7,7 +7,7 @@ signed transaction is sent, and the code at the address is checked by its hash.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from quickdapp.jobs.types import JobData, JobDefinition
 
@@ -23,6 +23,14 @@ STARTUP_JOB_ID = "deployMulticall3-startup"
 
 class DeployMulticall3Data(JobData):
     force_redeploy: bool = Field(default=False, alias="forceRedeploy")
+
+    @field_validator("force_redeploy")
+    @classmethod
+    def _never_forced(cls, value: bool) -> bool:
+        # Refused at submit: the job would otherwise be queued only to fail when it runs.
+        if value:
+            raise ValueError(NO_FORCE)
+        return value
 
 
 # The handler is imported on the first run: processes without a chain never load web3.

@@ -9,6 +9,9 @@ from typing import Any
 from quickdapp.errors import UnknownJobTypeError
 from quickdapp.jobs.types import JobDefinition
 
+MAX_PRIORITY = 2_097_152
+"""BullMQ's largest priority (2^21); 1 is the most urgent."""
+
 
 class JobRegistry:
     """Job definitions by name. Lookups of unknown names raise UnknownJobTypeError."""
@@ -21,8 +24,8 @@ class JobRegistry:
     def register(self, definition: JobDefinition[Any]) -> None:
         if definition.name in self._definitions:
             raise ValueError(f"job type {definition.name!r} is registered twice")
-        if not 1 <= definition.priority <= 2_097_152:
-            raise ValueError(f"job type {definition.name!r}: priority must be 1..2097152")
+        if not 1 <= definition.priority <= MAX_PRIORITY:
+            raise ValueError(f"job type {definition.name!r}: priority must be 1..{MAX_PRIORITY}")
         if isinstance(definition.handler, str) and ":" not in definition.handler:
             raise ValueError(f"job type {definition.name!r}: handler must be 'module:function'")
         self._definitions[definition.name] = definition

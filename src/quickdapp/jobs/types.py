@@ -25,9 +25,20 @@ DataT = TypeVar("DataT", bound=BaseModel)
 
 
 class JobData(BaseModel):
-    """Base of every job's data model: unknown fields and wrong types are refused, never coerced."""
+    """Base of every job's data model: unknown fields and wrong types are refused, never coerced.
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, strict=True)
+    NaN and infinities are kept as they are when dumped (not turned into null), so that
+    submit refuses them: they are not JSON.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        frozen=True,
+        strict=True,
+        allow_inf_nan=False,
+        ser_json_inf_nan="constants",
+    )
 
 
 class JobResources(Protocol):

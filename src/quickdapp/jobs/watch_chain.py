@@ -13,6 +13,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from quickdapp.jobs.types import JobData, JobDefinition
+from quickdapp.limits import BlockNumber
 
 NO_CHAIN = "watchChain cannot run: no chain is configured (CHAIN_RPC_URL is not set)"
 
@@ -20,7 +21,7 @@ NO_CHAIN = "watchChain cannot run: no chain is configured (CHAIN_RPC_URL is not 
 class WatchChainData(JobData):
     # Where to start when no cursor is stored yet (default: the current head). Once a cursor
     # exists it wins, so a schedule carrying fromBlock never rewinds.
-    from_block: int | None = Field(default=None, alias="fromBlock", ge=0)
+    from_block: BlockNumber | None = Field(default=None, alias="fromBlock")
 
 
 def cursor_key(chain_id: int) -> str:

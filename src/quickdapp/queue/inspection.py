@@ -17,16 +17,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bullmq import Job, Queue
+from bullmq import Queue
+from redis.exceptions import ResponseError
 
 from quickdapp.keys import (
     ENGINE_BLOCKING_CLIENT_PREFIX,
+    FIELD_ATTEMPTS_STARTED,
+    FIELD_DATA,
+    FIELD_NAME,
+    FIELD_PROCESSED_ON,
     HEARTBEATS,
     JOB_STATES,
     UNNAMED_WORKER_CLIENTS,
     WORKER_CLIENT_PREFIXES,
     JobState,
     heartbeat_key,
+    job_key,
+    names_a_job,
 )
 
 CONNECTIONS_PER_WORKER = 2
@@ -72,12 +79,38 @@ class QueueInspection:
     async def is_paused(self) -> bool:
         return bool(await self._queue.isPaused())
 
-    async def jobs(self, state: JobState, start: int, end: int, *, oldest_first: bool) -> list[Job]:
-        """The jobs of `state` from position `start` to `end` (both included)."""
-        return list(await self._queue.getJobs([state], start, end, oldest_first))
+    async def jobs(
+        self, state: JobState, start: int, end: int, *, oldest_first: bool
+    ) -> list[JobRecord]:
+        """The jobs of `state` from position `start` to `end` (both included), read as they are
+        (see JobRecord); an id in the list that names no job hash is left out."""
+        ids = [
+            _text(job_id)
+            for job_id in await self._queue.backend.getRanges([state], start, end, oldest_first)
+        ]
+        ids = [job_id for job_id in ids if names_a_job(job_id)]
+        if not ids:
+            return []
+        async with self._queue.client.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hgetall(job_key(job_id))
+            hashes = await pipe.execute(raise_on_error=False)
+        return [
+            JobRecord.from_hash(job_id, fields)
+            for job_id, fields in zip(ids, hashes, strict=True)
+            if isinstance(fields, dict) and _is_job_hash(fields)
+        ]
 
-    async def job(self, job_id: str) -> Job | None:
-        return await self._queue.getJob(job_id)
+    async def job(self, job_id: str) -> JobRecord | None:
+        """Job `job_id` as Redis holds it, or None when there is no such job: also when the id
+        names one of the queue's own keys (`meta`, `events`, a scheduler's `repeat:<key>`)."""
+        if not names_a_job(job_id):
+            return None
+        try:
+            fields = await self._queue.client.hgetall(job_key(job_id))
+        except ResponseError:  # WRONGTYPE: a key of another kind at that name
+            return None
+        return JobRecord.from_hash(job_id, fields) if _is_job_hash(fields) else None
 
     async def state(self, job_id: str) -> str:
         """The job's state, or 'unknown' when there is no such job."""
@@ -127,6 +160,77 @@ class QueueInspection:
         records = await redis.mget([heartbeat_key(_text(process_id)) for process_id in ids])
         processes = [_process(json.loads(raw)) for raw in records if raw]
         return sorted(processes, key=lambda info: (info.started_at, info.id))
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """A job's hash, read without trusting it (another producer, a buggy script or a half-done
+    write may have put anything there): a JSON field that does not parse keeps its raw text
+    and is named in `unreadable`, a missing name is None, a number that is not one is 0.
+    bullmq's own Job.fromJSON raises on the first bad field, so such a job could be neither
+    shown nor removed."""
+
+    id: str
+    name: str | None
+    data: Any
+    opts: Any
+    progress: Any
+    return_value: Any
+    stacktrace: Any
+    failed_reason: str | None
+    attempts_made: int
+    attempts_started: int
+    priority: int
+    delay: int
+    timestamp: int
+    processed_on: int
+    finished_on: int
+    unreadable: list[str]
+
+    @classmethod
+    def from_hash(cls, job_id: str, fields: dict[str, str]) -> JobRecord:
+        unreadable: list[str] = []
+
+        def parsed(field: str, default: Any) -> Any:
+            raw = fields.get(field)
+            if raw is None:
+                return default
+            try:
+                return json.loads(raw)
+            except (ValueError, RecursionError):
+                unreadable.append(field)
+                return raw
+
+        return cls(
+            id=job_id,
+            name=fields.get(FIELD_NAME) or None,
+            data=parsed(FIELD_DATA, {}),
+            opts=parsed("opts", {}),
+            progress=parsed("progress", 0),
+            return_value=parsed("returnvalue", None),
+            stacktrace=parsed("stacktrace", []),
+            failed_reason=fields.get("failedReason") or None,
+            attempts_made=_int(fields.get("attemptsMade") or fields.get("atm")),
+            attempts_started=_int(fields.get(FIELD_ATTEMPTS_STARTED)),
+            priority=_int(fields.get("priority")),
+            delay=_int(fields.get("delay")),
+            timestamp=_int(fields.get("timestamp")),
+            processed_on=_int(fields.get(FIELD_PROCESSED_ON)),
+            finished_on=_int(fields.get("finishedOn")),
+            unreadable=unreadable,
+        )
+
+
+def _is_job_hash(fields: object) -> bool:
+    """Whether a hash has any field BullMQ writes when it adds a job."""
+    return isinstance(fields, dict) and any(f in fields for f in ("timestamp", "name", "data", "opts"))
+
+
+def _int(value: object) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        return 0
 
 
 def _worker(name: str, connections: list[dict[str, Any]]) -> LiveWorker:

@@ -14,20 +14,31 @@ from bullmq import Job, Queue, QueueEvents
 from pydantic import BaseModel
 
 from quickdapp.config import Settings
-from quickdapp.jobs.registry import JobRegistry
+from quickdapp.errors import PayloadTooLargeError
+from quickdapp.jobs.registry import MAX_PRIORITY, JobRegistry
 from quickdapp.keys import (
     EVENTS,
     JOB_STATES,
     PENDING_STATES,
     QUEUE_NAME,
+    QUEUE_OWN_SUFFIXES,
     REPEAT,
     JobState,
     job_key,
+    names_a_job,
     queue_key,
     scheduler_job_id,
 )
+from quickdapp.limits import (
+    MAX_ATTEMPTS,
+    MAX_DELAY_MS,
+    MAX_JOB_ID_LENGTH,
+    check_int,
+    check_user_id,
+    shown,
+)
 from quickdapp.queue.cron import validate_cron_pattern
-from quickdapp.queue.inspection import QueueInspection, WorkerProcessInfo
+from quickdapp.queue.inspection import JobRecord, QueueInspection, WorkerProcessInfo
 from quickdapp.queue.intervals import parse_interval
 from quickdapp.queue.job_options import create_queue, default_job_options
 from quickdapp.queue.payload import PayloadFormError, job_payload, read_payload
@@ -36,6 +47,8 @@ from quickdapp.redis_client import RedisHealth, redis_health
 logger = logging.getLogger(__name__)
 
 EVENTS_BLOCK_MS = 1_000
+IDEMPOTENCY_TTL_MS = 24 * 3_600 * 1_000
+"""How long an idempotency key is remembered after the job it made was added."""
 
 
 class JobStateError(Exception):
@@ -85,13 +98,28 @@ class QueueManager:
         self._events_task: asyncio.Task[None] | None = None
 
     def _payload(self, job_type: str, data: Any, user_id: int | None) -> dict[str, Any]:
+        """{userId, data} as the job will hold it; raises ValueError (JobValidationError,
+        PayloadTooLargeError) or UnknownJobTypeError for what cannot be enqueued."""
+        if not isinstance(job_type, str):
+            raise ValueError(f"the job type must be a string, got {shown(job_type)}")
         definition = self._registry.get(job_type)
         if isinstance(data, BaseModel):
             data = data.model_dump(by_alias=True)
         model = definition.parse(data)
-        if user_id is not None and (not isinstance(user_id, int) or isinstance(user_id, bool)):
-            raise TypeError(f"user_id must be an integer or None, got {user_id!r}")
-        return job_payload(user_id, model.model_dump(mode="json", by_alias=True, exclude_none=True))
+        payload = job_payload(
+            check_user_id(user_id),
+            model.model_dump(mode="json", by_alias=True, exclude_none=True),
+        )
+        try:
+            size = len(json.dumps(payload, separators=(",", ":"), allow_nan=False).encode())
+        except (ValueError, RecursionError) as exc:  # NaN, or nesting deeper than JSON tools go
+            raise ValueError(f"job data cannot be stored as JSON: {type(exc).__name__}") from None
+        limit = self._settings.max_job_payload_bytes
+        if size > limit:
+            raise PayloadTooLargeError(
+                f"job data is {size} bytes of JSON, more than MAX_JOB_PAYLOAD_BYTES={limit}"
+            )
+        return payload
 
     def job_data(self, job_type: str, data: Any) -> Any:
         """`data` as a job of `job_type` stores it: validated, defaults filled in, in JSON form."""
@@ -112,6 +140,7 @@ class QueueManager:
         *,
         delay: int | None = None,
         job_id: str | None = None,
+        idempotency_key: str | None = None,
         attempts: int | None = None,
         priority: int | None = None,
         backoff: dict[str, Any] | int | None = None,
@@ -119,23 +148,32 @@ class QueueManager:
         """Validate and enqueue one job; returns its id.
 
         `delay` is in milliseconds. A `job_id` that already exists is not added twice (the
-        existing job's id is returned), which makes submissions idempotent.
+        existing job's id is returned). An `idempotency_key` makes a retried call safe: it
+        becomes the job's id and its BullMQ deduplication id, kept IDEMPOTENCY_TTL_MS (24 h), so
+        the same key enqueues once in that window even after the job has finished and been
+        removed from Redis; every call with it returns the same id (its data is not compared).
         """
         payload = self._payload(job_type, data, user_id)
-        if delay is not None and (not isinstance(delay, int) or delay < 0):
-            raise ValueError(f"delay must be a non-negative integer of milliseconds, got {delay!r}")
-        if attempts is not None and (not isinstance(attempts, int) or attempts < 1):
-            raise ValueError(f"attempts must be a positive integer, got {attempts!r}")
-        if priority is not None and not (isinstance(priority, int) and 1 <= priority <= 2_097_152):
-            raise ValueError(f"priority must be an integer in 1..2097152, got {priority!r}")
-        if job_id is not None and (not job_id or ":" in job_id or job_id.isdigit()):
-            raise ValueError(
-                f"job_id must be a non-empty, non-numeric string without ':', got {job_id!r}"
-            )
+        if delay is not None:
+            check_int("delay (ms)", delay, 0, MAX_DELAY_MS)
+        if attempts is not None:
+            check_int("attempts", attempts, 1, MAX_ATTEMPTS)
+        if priority is not None:
+            check_int("priority", priority, 1, MAX_PRIORITY)
+        if job_id is not None:
+            check_job_id(job_id)
+        deduplication = None
+        if idempotency_key is not None:
+            check_job_id(idempotency_key)
+            if job_id is not None and job_id != idempotency_key:
+                raise ValueError("give a job_id or an idempotency_key, not two different ones")
+            job_id = idempotency_key
+            deduplication = {"id": idempotency_key, "ttl": IDEMPOTENCY_TTL_MS}
         options = self._options(
             job_type,
             delay=delay,
             jobId=job_id or uuid4().hex,
+            deduplication=deduplication,
             attempts=attempts,
             priority=priority,
             backoff=backoff,
@@ -197,8 +235,10 @@ class QueueManager:
     ) -> CronJob:
         payload = self._payload(job_type, data, user_id)
         key = key or job_type
-        if ":" in key or not key.strip():
-            raise ValueError(f"schedule key must be non-empty and without ':', got {key!r}")
+        if not isinstance(key, str) or ":" in key or not key.strip() or len(key) > MAX_JOB_ID_LENGTH:
+            raise ValueError(
+                f"schedule key must be 1..{MAX_JOB_ID_LENGTH} characters without ':', got {shown(key)}"
+            )
         if owner is not None:
             payload["owner"] = owner
         await self.queue.upsertJobScheduler(key, repeat, job_type, payload, self._options(job_type))
@@ -331,21 +371,24 @@ class QueueManager:
 
     async def retry_job(self, job_id: str) -> None:
         """Run a failed job again; its attempt counters are kept (one audit row per attempt)."""
-        job = await self._job_in(job_id, "failed")
+        job = await self._readable(await self._job_in(job_id, "failed"))
         await job.retry("failed")
         logger.info("retried job %s", job_id)
 
     async def promote_job(self, job_id: str) -> None:
         """Run a delayed job now."""
-        job = await self._job_in(job_id, "delayed")
+        job = await self._readable(await self._job_in(job_id, "delayed"))
         await job.promote()
         logger.info("promoted job %s", job_id)
 
     async def remove_job(self, job_id: str) -> None:
-        """Remove a job that is not running; raises JobStateError for an active one."""
-        await self._job_in(job_id, *(s for s in JOB_STATES if s != "active"), "waiting-children")
+        """Remove a job that no worker runs, whatever its hash holds (data that is not JSON,
+        no name). An active job whose worker holds its lock is refused (JobStateError) by
+        BullMQ's removeJob; one left active without a lock (its worker could not read it, or
+        died) can be removed."""
+        await self._job_in(job_id, *JOB_STATES, "waiting-children")
         if not await self.queue.remove(job_id):
-            raise JobStateError(f"job {job_id!r} could not be removed (it may have just started)")
+            raise JobStateError(f"job {job_id!r} is running (a worker holds its lock): not removed")
         logger.info("removed job %s", job_id)
 
     async def retry_failed(self) -> int:
@@ -362,7 +405,7 @@ class QueueManager:
         logger.info("cleaned %d %s jobs", len(removed), state)
         return len(removed)
 
-    async def _job_in(self, job_id: str, *states: str) -> Job:
+    async def _job_in(self, job_id: str, *states: str) -> JobRecord:
         job = await self.inspect.job(job_id)
         if job is None:
             raise LookupError(f"no job {job_id!r}")
@@ -371,11 +414,44 @@ class QueueManager:
             raise JobStateError(f"job {job_id!r} is {state}, not {' or '.join(states)}")
         return job
 
+    async def _readable(self, record: JobRecord) -> Job:
+        """bullmq's Job for `record`, which it can only build from a hash that parses."""
+        if record.unreadable:
+            raise JobStateError(
+                f"job {record.id!r} cannot be read ({', '.join(record.unreadable)} not valid "
+                "JSON): it can be removed, not run again"
+            )
+        job = await self.queue.getJob(record.id)
+        if job is None:
+            raise LookupError(f"no job {record.id!r}")
+        return job
+
     async def close(self) -> None:
         if self._events is not None:
             await self._events.close()
             self._events = None
         await self.queue.close()
+
+
+def check_job_id(job_id: object) -> str:
+    """`job_id` as a job id a submitter may choose; raises ValueError otherwise.
+
+    Not numeric (BullMQ numbers its own ids), without ':' and not the name of one of the
+    queue's own keys (a job `meta` would overwrite the queue's settings hash).
+    """
+    if (
+        not isinstance(job_id, str)
+        or not 1 <= len(job_id) <= MAX_JOB_ID_LENGTH
+        or ":" in job_id
+        or job_id.isdigit()
+        or not job_id.isprintable()
+        or not names_a_job(job_id)
+    ):
+        raise ValueError(
+            f"a job id must be 1..{MAX_JOB_ID_LENGTH} printable characters, not a number, without "
+            f"':' and none of {', '.join(sorted(QUEUE_OWN_SUFFIXES))}; got {shown(job_id)}"
+        )
+    return job_id
 
 
 def _cron_job(record: dict[str, Any]) -> CronJob:

@@ -11,12 +11,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import text
 
 from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings
+from quickdapp.limits import REQUEST_ENVELOPE_BYTES
+from quickdapp.redaction import scrub
 from quickdapp.redis_client import redis_health
 from quickdapp.web.auth import AdminCredentials, admin_credentials
 from quickdapp.web.dashboard import create_dashboard
@@ -37,11 +39,13 @@ def create_app(
 ) -> FastAPI:
     """The web app. Without `server`, it creates its ServerApp at start-up and closes it at exit.
 
-    Admin credentials are checked here, so a missing or default secret outside development
-    stops start-up (SettingsError).
+    Admin credentials are checked here, so a missing or weak secret where one is required
+    stops start-up (SettingsError). /ready shows its checks' details to the admin only.
     """
     credentials = credentials or admin_credentials(settings)
-    dashboard = create_dashboard(credentials)
+    dashboard = create_dashboard(
+        credentials, max_body_bytes=settings.max_job_payload_bytes + REQUEST_ENVELOPE_BYTES
+    )
 
     def use(current: ServerApp) -> None:
         app.state.server = dashboard.state.server = current
@@ -58,7 +62,9 @@ def create_app(
         finally:
             await created.close()
 
-    app = FastAPI(title="QuickDapp", lifespan=lifespan)
+    # No docs or schema at the root: the API is the dashboard's, documented (behind the
+    # admin's credentials) at /admin/queues/api/openapi.json.
+    app = FastAPI(title="QuickDapp", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     if server is not None:
         use(server)
 
@@ -67,24 +73,26 @@ def create_app(
         return {"status": "ok"}
 
     @app.get("/ready", summary="Redis and the database answer (503 when either does not)")
-    async def ready(current: Server) -> JSONResponse:
+    async def ready(current: Server, request: Request) -> JSONResponse:
         redis = await redis_health(current.redis)
         database = await _database_check(current)
+        ok = redis.ok and bool(database["ok"])
+        status = {"status": "ready" if ok else "unavailable"}
+        code = 200 if ok else 503
+        if not credentials.accepts(request.headers.get("authorization")):
+            # Probes need the status only; error texts tell strangers what runs where.
+            return JSONResponse(status, status_code=code)
         checks: dict[str, Any] = {
             "redis": {
                 "ok": redis.ok,
                 "version": redis.version,
                 "maxmemory_policy": redis.maxmemory_policy,
                 "warnings": redis.warnings,
-                "error": redis.error,
+                "error": scrub(redis.error, settings.redis_url) if redis.error else None,
             },
             "database": database,
         }
-        ok = redis.ok and bool(database["ok"])
-        return JSONResponse(
-            {"status": "ready" if ok else "unavailable", "checks": checks},
-            status_code=200 if ok else 503,
-        )
+        return JSONResponse({**status, "checks": checks}, status_code=code)
 
     @app.get("/metrics", summary="Prometheus metrics of every worker and the queue's depths")
     async def metrics(manager: Manager) -> Response:
@@ -109,6 +117,6 @@ async def _database_check(server: ServerApp) -> dict[str, Any]:
         return {
             "ok": False,
             "dialect": server.engine.dialect.name,
-            "error": f"{type(exc).__name__}: {exc}",
+            "error": scrub(f"{type(exc).__name__}: {exc}", server.settings.database_url),
         }
     return {"ok": True, "dialect": server.engine.dialect.name}

@@ -10,23 +10,29 @@ import secrets
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from starlette import status
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocketClose
 
 from quickdapp.config import Settings
 from quickdapp.errors import SettingsError
+from quickdapp.web.password_policy import MIN_DISTINCT, MIN_LENGTH, is_loopback, weakness
 
 logger = logging.getLogger(__name__)
 
-# Secrets that are refused outside development: the ones people leave in place.
-WEAK_SECRETS = frozenset({"", "admin", "password", "changeme", "change-me", "secret", "123456"})
-MIN_SECRET_LENGTH = 12
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# No other site may frame the dashboard: a framed page would click its buttons same-origin.
-FRAME_HEADERS = [
+# On every dashboard response. The page loads only its own script and stylesheet, so the CSP
+# allows nothing else: an injected <script> or inline handler would not run. No other site may
+# frame it either: a framed page would click its buttons same-origin.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = [
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
     (b"x-frame-options", b"DENY"),
-    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),
 ]
 
@@ -63,14 +69,17 @@ class AdminCredentials:
 def admin_credentials(settings: Settings) -> AdminCredentials:
     """The dashboard's credentials from the settings.
 
-    Outside development a missing, default or short password (or token) is a start-up error;
-    in development with no password set, a random one is generated and logged once.
+    A password (and a token, if one is set) that is missing or weak (web/password_policy.py)
+    is a start-up error outside development, and in development too when HOST is not a
+    loopback address: whoever can reach the port can try it. In development on loopback with
+    no password set, a random one is generated and logged once.
     """
     token = settings.admin_token or None
-    if settings.app_env != "development":
-        _refuse_weak("ADMIN_PASSWORD", settings.admin_password)
+    if settings.app_env != "development" or not is_loopback(settings.host):
+        why = f"APP_ENV={settings.app_env}, HOST={settings.host}"
+        _refuse_weak("ADMIN_PASSWORD", settings.admin_password, why)
         if token is not None:
-            _refuse_weak("ADMIN_TOKEN", token)
+            _refuse_weak("ADMIN_TOKEN", token, why)
         return AdminCredentials(settings.admin_username, settings.admin_password, token)
     password = settings.admin_password
     if not password:
@@ -83,11 +92,13 @@ def admin_credentials(settings: Settings) -> AdminCredentials:
     return AdminCredentials(settings.admin_username, password, token)
 
 
-def _refuse_weak(name: str, value: str) -> None:
-    if value.lower() in WEAK_SECRETS or len(value) < MIN_SECRET_LENGTH:
+def _refuse_weak(name: str, value: str, why: str) -> None:
+    problem = "not set" if not value else weakness(value)
+    if problem is not None:
         raise SettingsError(
-            f"invalid configuration:\n  {name}: set a secret of at least {MIN_SECRET_LENGTH} "
-            "characters (not a default) when APP_ENV is not development"
+            f"invalid configuration:\n  {name} is {problem}: set a secret of at least "
+            f"{MIN_LENGTH} characters, {MIN_DISTINCT} of them different, that is not a common "
+            f"password ({why}: required unless APP_ENV is development and HOST is loopback)"
         )
 
 
@@ -109,15 +120,19 @@ def is_cross_site(headers: Headers) -> bool:
 
 class AdminAuthMiddleware:
     """Requires admin credentials on every request of the wrapped app (pages, assets, API,
-    OpenAPI schema) and refuses mutations that a browser sent from another site."""
+    OpenAPI schema, websocket handshakes), refuses mutations and websockets that a browser sent
+    from another site, and adds SECURITY_HEADERS to every response."""
 
     def __init__(self, app: ASGIApp, credentials: AdminCredentials) -> None:
         self.app = app
         self.credentials = credentials
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send)  # lifespan
             return
         headers = Headers(scope=scope)
         response: Response | None = None
@@ -133,10 +148,20 @@ class AdminAuthMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *FRAME_HEADERS]}
+                message = {**message, "headers": [*message.get("headers", []), *SECURITY_HEADERS]}
             await send(message)
 
         if response is not None:
             await response(scope, receive, send_with_headers)
             return
         await self.app(scope, receive, send_with_headers)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A handshake without credentials, or from another site's page (browsers send Basic
+        credentials with websockets too), is closed before it is accepted (HTTP 403)."""
+        headers = Headers(scope=scope)
+        if not self.credentials.accepts(headers.get("authorization")) or is_cross_site(headers):
+            logger.warning("refused a websocket to %s", scope["path"])
+            await WebSocketClose(code=status.WS_1008_POLICY_VIOLATION)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

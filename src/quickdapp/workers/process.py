@@ -6,11 +6,14 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import os
 import socket
 import sys
+from collections.abc import Callable
+from functools import partial
 from uuid import uuid4
 
 from quickdapp.app.server_app import ServerApp
@@ -29,6 +32,8 @@ from quickdapp.workers.processor import JobProcessor
 from quickdapp.workers.stalled import record_stalled_attempt
 
 logger = logging.getLogger(__name__)
+
+READY = b"R"  # written on the supervisor's ready pipe once the engine runs
 
 
 def default_worker_name() -> str:
@@ -163,30 +168,57 @@ async def run_audit_writer(app: ServerApp, stop: asyncio.Event) -> None:
     await AuditWriter(app.redis, app.sessions, consumer=consumer).run(stop)
 
 
-def run_worker_process(settings: Settings, *, audit_writer: bool = True) -> int:
+def run_worker_process(
+    settings: Settings, *, audit_writer: bool = True, on_ready: Callable[[], None] | None = None
+) -> int:
     """Run one worker process in the foreground until SIGTERM or SIGINT; 0 after a clean close.
 
     A worker started by the supervisor runs no audit writer (`audit_writer=False`): the
-    supervisor runs one for all of them, and the worker never loads SQLAlchemy.
+    supervisor runs one for all of them, and the worker never loads SQLAlchemy. `on_ready` is
+    called once the engine runs (the supervisor's ready pipe).
     """
 
     enable_multiprocess(settings.metrics_dir)
 
     async def work() -> bool:
         app = await ServerApp.create(settings)
+        ready = asyncio.Event()
+        tell = asyncio.create_task(_when_set(ready, on_ready)) if on_ready else None
         try:
             stop = asyncio.Event()
             on_stop_signals(stop)
-            return await run_worker(app, stop, audit_writer=audit_writer)
+            return await run_worker(app, stop, ready=ready, audit_writer=audit_writer)
         finally:
+            if tell is not None:
+                tell.cancel()
             await app.close()
 
     return 0 if asyncio.run(work()) else 1
 
 
-def main() -> int:
-    """Entry of a worker process started by the supervisor: settings arrive as JSON on stdin."""
+async def _when_set(event: asyncio.Event, call: Callable[[], None]) -> None:
+    await event.wait()
+    call()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry of a worker process started by the supervisor: settings arrive as JSON on stdin,
+    and `--ready-fd N` names the pipe on which to say that the engine runs."""
+    parser = argparse.ArgumentParser(prog="python -m quickdapp.workers")
+    parser.add_argument("--ready-fd", type=int, help="write one byte here once the engine runs")
+    args = parser.parse_args(argv)
     settings = Settings.model_validate_json(sys.stdin.read())
     sys.stdin.close()
-    configure_logging(settings.log_level)
-    return run_worker_process(settings, audit_writer=False)
+    configure_logging(settings.log_level, secrets=settings.secret_values)
+    on_ready = None if args.ready_fd is None else partial(_say_ready, args.ready_fd)
+    return run_worker_process(settings, audit_writer=False, on_ready=on_ready)
+
+
+def _say_ready(fd: int) -> None:
+    """One byte on the supervisor's pipe, then the pipe is closed."""
+    try:
+        os.write(fd, READY)
+    except OSError:
+        pass  # the supervisor is gone: nobody to tell
+    finally:
+        os.close(fd)

@@ -4,6 +4,12 @@ Each worker is a child process running `python -m quickdapp.workers` (the code o
 `quickdapp worker`) with the supervisor's own settings as JSON on its stdin, so every child
 works with exactly the settings the supervisor was started with. The supervisor never runs a
 job itself and only ever signals its own children, by their process objects.
+
+Each child writes one byte on a pipe of its own once its Worker runs (`--ready-fd`). A child
+that dies after that was serving jobs, or that was killed from outside, is replaced at once;
+back-off is for children that fail on their own before they are ready (a bad setting, a
+module that does not import), so they are not restarted in a tight loop. Under repeated kills
+the queue is never left without workers for longer than a start-up takes.
 """
 
 from __future__ import annotations
@@ -23,14 +29,16 @@ from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings
 from quickdapp.metrics import mark_process_dead, prepare_metrics_dir
 from quickdapp.signals import die_with_parent, on_stop_signals
-from quickdapp.workers.process import run_audit_writer
+from quickdapp.workers.process import READY, run_audit_writer
 
 logger = logging.getLogger(__name__)
 
-FIRST_RESTART_DELAY = 1.0  # seconds before restarting a process that died
-MAX_RESTART_DELAY = 60.0  # the back-off doubles per quick death up to this
-STABLE_AFTER = 30.0  # a process that ran this long was healthy: the back-off starts over
+FIRST_RESTART_DELAY = 1.0  # seconds before restarting a process that died before it was ready
+MAX_RESTART_DELAY = 60.0  # the back-off doubles per such death up to this
+READY_AFTER_EXIT = 2.0  # seconds to read a ready byte a child wrote just before it died
 WRITER_RESTART = 1.0  # seconds before a failed audit writer starts again
+# Exit codes of a child killed from outside (an operator, the OOM killer, a chaos test).
+KILLED = frozenset({-signal.SIGKILL, -signal.SIGTERM, -signal.SIGINT})
 KILL_GRACE = 3.0  # past WORKER_SHUTDOWN_TIMEOUT: the child ends late jobs itself, then SIGKILL
 
 
@@ -47,7 +55,7 @@ class _Slot:
     process: asyncio.subprocess.Process | None = None
     started: float = 0.0
     restarts: int = 0
-    quick_deaths: int = 0
+    failed_starts: int = 0  # deaths in a row before the process was ready
 
 
 class Supervisor:
@@ -115,41 +123,81 @@ class Supervisor:
 
     async def _keep_alive(self, slot: _Slot, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            process = await self._spawn(slot)
+            process, ready_fd = await self._spawn(slot)
             if stop.is_set():
                 self._terminate(process)  # started while the shutdown began
-            code = await process.wait()
+            ready = await self._watch(slot, process, ready_fd)
+            code = process.returncode
             mark_process_dead(process.pid, self.settings.metrics_dir)
             if stop.is_set():
                 return
             lived = time.monotonic() - slot.started
-            slot.quick_deaths = slot.quick_deaths + 1 if lived < STABLE_AFTER else 1
             slot.restarts += 1
-            delay = min(FIRST_RESTART_DELAY * 2 ** (slot.quick_deaths - 1), MAX_RESTART_DELAY)
+            delay = 0.0
+            if ready:
+                slot.failed_starts = 0
+            elif code not in KILLED:
+                # It failed on its own while starting: a setting or a module that will fail
+                # the same way again. (Killed from outside, it says nothing about its start.)
+                slot.failed_starts += 1
+                delay = min(FIRST_RESTART_DELAY * 2 ** (slot.failed_starts - 1), MAX_RESTART_DELAY)
             logger.error(
-                "worker process %d (slot %d of %d) %s after %.1fs; restart %d in %.1fs",
+                "worker process %d (slot %d of %d) %s after %.1fs%s; restart %d %s",
                 process.pid,
                 slot.number,
                 len(self._slots),
                 _describe_exit(code),
                 lived,
+                "" if ready else " (before it was ready)",
                 slot.restarts,
-                delay,
+                f"in {delay:.1f}s" if delay else "now",
             )
-            try:
-                await asyncio.wait_for(stop.wait(), delay)
-            except TimeoutError:
-                pass
+            if delay:
+                try:
+                    await asyncio.wait_for(stop.wait(), delay)
+                except TimeoutError:
+                    pass
 
-    async def _spawn(self, slot: _Slot) -> asyncio.subprocess.Process:
-        process = await asyncio.create_subprocess_exec(
-            *self._command,
-            stdin=asyncio.subprocess.PIPE,
-            # Own process group: a Ctrl-C at the terminal reaches the supervisor only, which
-            # then stops each child once, in order. Dies with the supervisor if that is killed.
-            process_group=0,
-            preexec_fn=die_with_parent,
-        )
+    async def _watch(self, slot: _Slot, process: asyncio.subprocess.Process, ready_fd: int) -> bool:
+        """Wait for `process` to exit; returns whether it said it was ready before it did."""
+        said = asyncio.create_task(_ready_signal(ready_fd))
+        exited = asyncio.create_task(process.wait())
+        await asyncio.wait({said, exited}, return_when=asyncio.FIRST_COMPLETED)
+        if said.done() and said.result():
+            logger.info(
+                "worker process %d (slot %d) ready after %.1fs",
+                process.pid,
+                slot.number,
+                time.monotonic() - slot.started,
+            )
+        await exited
+        # Its write end closed with it: the byte, if written, or EOF arrives at once.
+        done, _ = await asyncio.wait({said}, timeout=READY_AFTER_EXIT)
+        if not done:
+            said.cancel()
+            return False
+        return said.result()
+
+    async def _spawn(self, slot: _Slot) -> tuple[asyncio.subprocess.Process, int]:
+        """Start the slot's process; returns it and the read end of its ready pipe."""
+        read_fd, write_fd = os.pipe()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *self._command,
+                "--ready-fd",
+                str(write_fd),
+                stdin=asyncio.subprocess.PIPE,
+                # Own process group: a Ctrl-C at the terminal reaches the supervisor only, which
+                # then stops each child once, in order. Dies with the supervisor if killed.
+                process_group=0,
+                preexec_fn=die_with_parent,
+                pass_fds=(write_fd,),
+            )
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)  # the child's copy is the only one left: EOF when it exits
         slot.process, slot.started = process, time.monotonic()
         assert process.stdin is not None
         process.stdin.write(self._payload)
@@ -161,7 +209,7 @@ class Supervisor:
         logger.info(
             "worker process %d started (slot %d of %d)", process.pid, slot.number, len(self._slots)
         )
-        return process
+        return process, read_fd
 
     def _terminate(self, process: asyncio.subprocess.Process) -> None:
         # Once only: a second SIGTERM tells a worker to drop its jobs at once.
@@ -202,6 +250,22 @@ def _settings_json(settings: Settings) -> bytes:
         for name, value in settings.model_dump().items()
     }
     return to_json(values)
+
+
+async def _ready_signal(read_fd: int) -> bool:
+    """True once the child writes READY on its pipe; False at EOF (it exited without)."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    pipe = os.fdopen(read_fd, "rb", buffering=0)
+    try:
+        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+    except BaseException:
+        pipe.close()
+        raise
+    try:
+        return await reader.read(len(READY)) == READY
+    finally:
+        transport.close()
 
 
 def _alive(process: asyncio.subprocess.Process | None) -> bool:

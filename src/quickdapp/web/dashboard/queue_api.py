@@ -5,11 +5,21 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import HTTPException, Query
-from pydantic import BaseModel, Field
+from fastapi import Header, HTTPException, Path, Query
+from pydantic import BaseModel, Field, StrictInt
 
-from quickdapp.errors import PermanentJobError
+from quickdapp.errors import PayloadTooLargeError, PermanentJobError
 from quickdapp.keys import JobState
+from quickdapp.limits import (
+    MAX_CLEAN_LIMIT,
+    MAX_GRACE_MS,
+    MAX_JOB_ID_LENGTH,
+    MAX_JOB_TYPE_LENGTH,
+    MAX_PAGE,
+    MAX_PAGE_SIZE,
+    DelayMs,
+    UserId,
+)
 from quickdapp.queue.inspection import LiveWorker
 from quickdapp.queue.manager import CronJob, JobStateError
 from quickdapp.redis_client import RedisHealth
@@ -20,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 # Finished jobs are most useful newest first; pending ones in the order they will run.
 NEWEST_FIRST = frozenset({"completed", "failed"})
+# A job id in a path: anything longer names no job.
+JobId = Annotated[str, Path(min_length=1, max_length=MAX_JOB_ID_LENGTH)]
 
 router = admin_router("/api")
 
@@ -70,8 +82,8 @@ async def overview(server: Server, manager: Manager, inspection: Inspection) -> 
 async def list_jobs(
     inspection: Inspection,
     state: JobState,
-    page: Annotated[int, Query(ge=1)] = 1,
-    page_size: Annotated[int, Query(ge=1, le=200)] = 20,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
 ) -> JobPage:
     start = (page - 1) * page_size
     jobs = await inspection.jobs(
@@ -87,7 +99,7 @@ async def list_jobs(
 
 
 @router.get("/jobs/{job_id}", response_model=JobDetail, summary="Every field of one job")
-async def get_job(inspection: Inspection, job_id: str) -> JobDetail:
+async def get_job(inspection: Inspection, job_id: JobId) -> JobDetail:
     job = await inspection.job(job_id)
     if job is None:
         raise HTTPException(404, f"no job {job_id!r}")
@@ -95,10 +107,12 @@ async def get_job(inspection: Inspection, job_id: str) -> JobDetail:
 
 
 class NewJob(BaseModel):
-    type: str
+    """A job to add. Numbers are strict: `true`, "7" and 1e20 are refused, not coerced."""
+
+    type: Annotated[str, Field(min_length=1, max_length=MAX_JOB_TYPE_LENGTH)]
     data: Any = None
-    user_id: int | None = None
-    delay_ms: Annotated[int | None, Field(ge=0)] = None
+    user_id: UserId | None = None
+    delay_ms: DelayMs | None = None
 
 
 class Submitted(BaseModel):
@@ -109,12 +123,32 @@ class Submitted(BaseModel):
     "/jobs",
     response_model=Submitted,
     status_code=201,
-    summary="Validate and add a job (as QueueManager.submit_job); 422 and nothing added on bad data",
+    summary=(
+        "Validate and add a job (as QueueManager.submit_job); 422 and nothing added on bad data, "
+        "413 when its data is larger than MAX_JOB_PAYLOAD_BYTES"
+    ),
 )
-async def add_job(manager: Manager, body: NewJob) -> Submitted:
+async def add_job(
+    manager: Manager,
+    body: NewJob,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=MAX_JOB_ID_LENGTH,
+            description=(
+                "Makes a retried call safe: the job's id; the same key within 24 h returns "
+                "the same id and adds nothing"
+            ),
+        ),
+    ] = None,
+) -> Submitted:
     try:
-        job_id = await manager.submit_job(body.type, body.data, body.user_id, delay=body.delay_ms)
-    except (PermanentJobError, ValueError, TypeError) as exc:
+        job_id = await manager.submit_job(
+            body.type, body.data, body.user_id, delay=body.delay_ms, idempotency_key=idempotency_key
+        )
+    except PayloadTooLargeError as exc:
+        raise HTTPException(413, str(exc)) from None
+    except (PermanentJobError, ValueError) as exc:
         raise HTTPException(422, str(exc)) from None
     return Submitted(id=job_id)
 
@@ -137,17 +171,21 @@ async def _act(what: str, job_id: str, action: Any) -> Done:
 
 
 @router.post("/jobs/{job_id}/retry", response_model=Done, summary="Retry one failed job")
-async def retry_job(manager: Manager, job_id: str) -> Done:
+async def retry_job(manager: Manager, job_id: JobId) -> Done:
     return await _act("retried", job_id, manager.retry_job)
 
 
 @router.post("/jobs/{job_id}/promote", response_model=Done, summary="Run a delayed job now")
-async def promote_job(manager: Manager, job_id: str) -> Done:
+async def promote_job(manager: Manager, job_id: JobId) -> Done:
     return await _act("promoted", job_id, manager.promote_job)
 
 
-@router.delete("/jobs/{job_id}", response_model=Done, summary="Remove a job that is not active")
-async def remove_job(manager: Manager, job_id: str) -> Done:
+@router.delete(
+    "/jobs/{job_id}",
+    response_model=Done,
+    summary="Remove a job, whatever its data holds; 409 while a worker runs it",
+)
+async def remove_job(manager: Manager, job_id: JobId) -> Done:
     return await _act("removed", job_id, manager.remove_job)
 
 
@@ -158,8 +196,8 @@ async def retry_failed(manager: Manager) -> Done:
 
 class Clean(BaseModel):
     state: JobState
-    grace_ms: Annotated[int, Field(ge=0)] = 0
-    limit: Annotated[int, Field(ge=0)] = 0
+    grace_ms: Annotated[StrictInt, Field(ge=0, le=MAX_GRACE_MS)] = 0
+    limit: Annotated[StrictInt, Field(ge=0, le=MAX_CLEAN_LIMIT)] = 0
 
 
 @router.post("/clean", response_model=Done, summary="Remove the jobs of a state older than grace_ms")

@@ -7,6 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from quickdapp.attempts import UNKNOWN_TYPE
+from quickdapp.queue.inspection import JobRecord
+
 
 class JobSummary(BaseModel):
     """One row of a job list."""
@@ -27,14 +30,16 @@ class JobDetail(JobSummary):
     """Everything Redis holds about one job, and its log lines."""
 
     data: Any
-    options: dict[str, Any]
+    options: Any
     attempts_started: int
     max_attempts: int
     delay_ms: int
     progress: Any
     return_value: Any
-    stacktrace: list[str]
+    stacktrace: Any
     logs: list[str]
+    unreadable: list[str] = []
+    """Fields whose text is not valid JSON: shown as the raw text they hold."""
 
 
 class JobPage(BaseModel):
@@ -47,46 +52,48 @@ class JobPage(BaseModel):
     jobs: list[JobSummary]
 
 
-def _time(ms: Any) -> datetime | None:
+def _time(ms: int) -> datetime | None:
     """BullMQ keeps epoch milliseconds; 0 or absent means 'not yet'."""
     try:
-        value = int(ms)
-    except (TypeError, ValueError):
+        return datetime.fromtimestamp(ms / 1000, UTC) if ms > 0 else None
+    except (OverflowError, OSError, ValueError):  # a timestamp no calendar has
         return None
-    return datetime.fromtimestamp(value / 1000, UTC) if value > 0 else None
 
 
-def _payload(job: Any) -> dict[str, Any]:
+def _payload(job: JobRecord) -> dict[str, Any]:
     return job.data if isinstance(job.data, dict) else {}
 
 
-def summary(job: Any, state: str | None = None) -> JobSummary:
+def summary(job: JobRecord, state: str | None = None) -> JobSummary:
     user_id = _payload(job).get("userId")
     return JobSummary(
-        id=str(job.id),
-        type=job.name,
-        user_id=user_id if isinstance(user_id, int) else None,
+        id=job.id,
+        type=job.name if job.name is not None else UNKNOWN_TYPE,
+        user_id=user_id if isinstance(user_id, int) and not isinstance(user_id, bool) else None,
         state=state,
-        attempts_made=int(job.attemptsMade or 0),
-        priority=int(job.priority or 0),
+        attempts_made=job.attempts_made,
+        priority=job.priority,
         created_at=_time(job.timestamp),
-        processed_at=_time(job.processedOn),
-        finished_at=_time(job.finishedOn),
-        failed_reason=job.failedReason or None,
+        processed_at=_time(job.processed_on),
+        finished_at=_time(job.finished_on),
+        failed_reason=job.failed_reason,
     )
 
 
-def detail(job: Any, state: str, logs: list[str]) -> JobDetail:
-    options = dict(job.opts or {})
+def detail(job: JobRecord, state: str, logs: list[str]) -> JobDetail:
+    options = job.opts if isinstance(job.opts, dict) else {}
+    attempts = options.get("attempts")
     return JobDetail(
         **summary(job, state).model_dump(),
+        # The job's own data inside BullMQ's {userId, data}; the whole text when unreadable.
         data=_payload(job).get("data", job.data),
-        options=options,
-        attempts_started=int(job.attemptsStarted or 0),
-        max_attempts=int(options.get("attempts") or 1),
-        delay_ms=int(job.delay or 0),
+        options=job.opts,
+        attempts_started=job.attempts_started,
+        max_attempts=attempts if isinstance(attempts, int) and not isinstance(attempts, bool) else 1,
+        delay_ms=job.delay,
         progress=job.progress,
-        return_value=job.returnvalue,
-        stacktrace=list(job.stacktrace or []),
+        return_value=job.return_value,
+        stacktrace=job.stacktrace,
         logs=logs,
+        unreadable=job.unreadable,
     )

@@ -90,7 +90,7 @@ async function renderOverview() {
     <div class="row">
       <button data-testid="retry-all" id="retry-all">Retry all failed</button>
       <label>Clean <select id="clean-state">${CLEANABLE.map((s) => `<option ${s === cleanChoice.state ? "selected" : ""}>${s}</option>`).join("")}</select></label>
-      <label>older than <input id="clean-grace" type="number" min="0" value="${cleanChoice.grace}" style="width:90px"> ms</label>
+      <label>older than <input id="clean-grace" type="number" min="0" value="${cleanChoice.grace}" class="narrow"> ms</label>
       <button class="danger" id="clean">Clean</button>
     </div>
     <h3>Job schedulers</h3>${schedulers}`;
@@ -140,10 +140,15 @@ async function renderJob(id) {
   const actions = [];
   if (j.state === "failed") actions.push(`<button class="primary" data-testid="retry" id="retry">Retry</button>`);
   if (j.state === "delayed") actions.push(`<button class="primary" data-testid="promote" id="promote">Run now</button>`);
-  if (j.state !== "active") actions.push(`<button class="danger" data-testid="remove" id="remove">Remove</button>`);
+  // Active too: the server refuses (409) while a worker holds the job's lock.
+  actions.push(`<button class="danger" data-testid="remove" id="remove">Remove</button>`);
+  const unreadable = j.unreadable.length
+    ? `<div class="warning" data-testid="job-unreadable">Not valid JSON, shown as stored: ${esc(j.unreadable.join(", "))}</div>`
+    : "";
   view.innerHTML = `
     <h2>Job <code>${esc(j.id)}</code> · ${esc(j.type)} · <span data-testid="job-state">${esc(j.state)}</span></h2>
     <div class="row">${actions.join("")}</div>
+    ${unreadable}
     <dl>
       <dt>user</dt><dd>${esc(j.user_id ?? "—")}</dd>
       <dt>attempts</dt><dd>${j.attempts_made} made, ${j.attempts_started} started, of ${j.max_attempts}</dd>
@@ -156,7 +161,7 @@ async function renderJob(id) {
     <h3>Data</h3><pre data-testid="job-data">${json(j.data)}</pre>
     <h3>Return value</h3><pre data-testid="return-value">${json(j.return_value)}</pre>
     <h3>Options</h3><pre>${json(j.options)}</pre>
-    <h3>Stack traces</h3><pre>${esc(j.stacktrace.join("\n\n")) || "—"}</pre>
+    <h3>Stack traces</h3><pre>${esc(Array.isArray(j.stacktrace) ? j.stacktrace.join("\n\n") : j.stacktrace) || "—"}</pre>
     <h3>Logs</h3><pre>${esc(j.logs.join("\n")) || "—"}</pre>`;
   const path = "jobs/" + encodeURIComponent(j.id);
   const bind = (button, action) => { const b = document.getElementById(button); if (b) b.onclick = action; };
@@ -179,8 +184,8 @@ async function renderAdd() {
     <h2>Add a job</h2>
     <form id="add-form" autocomplete="off">
       <div class="row"><label>Type <select name="type" id="add-type" data-testid="add-type">${options}</select></label>
-        <label>User id <input name="user_id" id="add-user" type="number" style="width:100px"></label>
-        <label>Delay <input name="delay_ms" id="add-delay" type="number" min="0" style="width:100px"> ms</label></div>
+        <label>User id <input name="user_id" id="add-user" type="number" min="0" max="9223372036854775807" step="1" class="narrow"></label>
+        <label>Delay <input name="delay_ms" id="add-delay" type="number" min="0" max="31536000000" step="1" class="narrow"> ms</label></div>
       <label>Data (JSON)<textarea name="data" id="add-data" data-testid="add-data">{}</textarea></label>
       <p class="muted" id="add-schema"></p>
       <div id="add-error"></div>
@@ -269,7 +274,7 @@ async function renderAudit(query) {
     <form id="audit-filters" class="row">
       <input name="type" placeholder="type" value="${v("type")}">
       <select name="status"><option value="">any status</option>${["completed", "failed"].map((s) => `<option ${params.get("status") === s ? "selected" : ""}>${s}</option>`).join("")}</select>
-      <input name="user_id" type="number" placeholder="user id" value="${v("user_id")}" style="width:100px">
+      <input name="user_id" type="number" placeholder="user id" value="${v("user_id")}" class="narrow">
       <label>from <input name="since" type="datetime-local" value="${v("since")}"></label>
       <label>to <input name="until" type="datetime-local" value="${v("until")}"></label>
       <button type="submit">Filter</button>
