@@ -120,6 +120,7 @@ async def test_audit_data_past_the_limit_is_truncated_with_a_marker(
 
     small = await app.queue_manager.submit_job("echo", {"value": 1})
     await app.queue_manager.wait_until_finished(small, 10)
+    await audit_stored(app.redis)
     rows = (await get_job_history(app.sessions, limit=10)).items
     assert [row.data for row in rows if row.job_id == small] == [{"value": 1}]
 

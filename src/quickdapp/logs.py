@@ -9,6 +9,9 @@ from quickdapp.redaction import MASK, secret_parts
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(process)d %(name)s: %(message)s"
 MIN_SECRET = 6  # shorter literal secrets are not masked: they would mangle ordinary words
+# Libraries that say at INFO what only their own developers need (Alembic lists its plugins
+# each time it is imported: lazily, in the middle of a command's output).
+QUIET = {"alembic.runtime.plugins": logging.WARNING}
 
 
 def configure_logging(level: str, *, secrets: Iterable[str | None] = ()) -> None:
@@ -29,6 +32,8 @@ def configure_logging(level: str, *, secrets: Iterable[str | None] = ()) -> None
     if values:
         handler.addFilter(SecretFilter(values))
     root.addHandler(handler)
+    for name, quiet_level in QUIET.items():
+        logging.getLogger(name).setLevel(quiet_level)
 
 
 class SecretFilter(logging.Filter):

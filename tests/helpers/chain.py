@@ -7,6 +7,7 @@ sharing the session's chain never see each other's users.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.contract import AsyncContract
 from web3.logs import DISCARD
 
+from quickdapp.chain.client import SAFE_RECURSION_LIMIT
 from quickdapp.config import Settings
 from quickdapp.devtools.anvil import (
     ANVIL_CHAIN_ID,
@@ -30,6 +32,10 @@ from quickdapp.devtools.anvil import (
 )
 from tests.helpers.paths import ROOT
 from tests.helpers.services import unavailable
+
+# eth_account and web3 (imported above, for the test chain) let py_ecc raise the recursion limit
+# to 100,000 in this process: the tests of deeply nested input would crash it, not raise.
+sys.setrecursionlimit(SAFE_RECURSION_LIMIT)
 
 ARTIFACTS = ROOT / "tests" / "contracts" / "artifacts"
 ETHER = 10**18

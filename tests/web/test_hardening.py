@@ -46,7 +46,8 @@ async def test_ready_hides_the_error_of_a_failing_check_from_anonymous_callers(
     settings: Settings, app: ServerApp
 ) -> None:
     redis = create_redis("redis://127.0.0.1:1/0")
-    web = create_app(settings, ServerApp(app.settings, redis, app.registry, app.queue_manager))
+    dead = ServerApp(app.settings, redis, app.registry, app.queue_manager)
+    web = create_app(settings, dead)
     try:
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=web), base_url="http://testserver"
@@ -57,6 +58,7 @@ async def test_ready_hides_the_error_of_a_failing_check_from_anonymous_callers(
             )
     finally:
         await redis.aclose()
+        await dead.engine.dispose()  # its own engine, made by the database check
     assert public.status_code == 503 and public.json() == {"status": "unavailable"}
     assert detailed.status_code == 503 and "Connect" in detailed.json()["checks"]["redis"]["error"]
 
