@@ -18,7 +18,6 @@ from starlette.websockets import WebSocket
 from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings
 from quickdapp.errors import SettingsError
-from quickdapp.redis_client import create_redis
 from quickdapp.web.app import create_app
 from quickdapp.web.auth import (
     CONTENT_SECURITY_POLICY,
@@ -28,7 +27,7 @@ from quickdapp.web.auth import (
 )
 from quickdapp.web.password_policy import is_loopback, weakness
 from tests.helpers.paths import ROOT
-from tests.web.conftest import API
+from tests.web.conftest import API, broken
 
 STRONG = "correct-horse-battery-staple"
 
@@ -45,10 +44,8 @@ async def test_ready_shows_only_its_status_to_anonymous_callers(
 async def test_ready_hides_the_error_of_a_failing_check_from_anonymous_callers(
     settings: Settings, app: ServerApp
 ) -> None:
-    redis = create_redis("redis://127.0.0.1:1/0")
-    dead = ServerApp(app.settings, redis, app.registry, app.queue_manager)
-    web = create_app(settings, dead)
-    try:
+    async with broken(app, redis_url="redis://127.0.0.1:1/0") as dead:
+        web = create_app(settings, dead)
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=web), base_url="http://testserver"
         ) as client:
@@ -56,9 +53,6 @@ async def test_ready_hides_the_error_of_a_failing_check_from_anonymous_callers(
             detailed = await client.get(
                 "/ready", auth=(settings.admin_username, settings.admin_password)
             )
-    finally:
-        await redis.aclose()
-        await dead.engine.dispose()  # its own engine, made by the database check
     assert public.status_code == 503 and public.json() == {"status": "unavailable"}
     assert detailed.status_code == 503 and "Connect" in detailed.json()["checks"]["redis"]["error"]
 

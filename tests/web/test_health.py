@@ -6,8 +6,8 @@ import httpx
 
 from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings
-from quickdapp.redis_client import create_redis
 from quickdapp.web.app import create_app
+from tests.web.conftest import broken
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"
 DEAD_DATABASE = "postgresql+asyncpg://postgres@127.0.0.1:1/nothing"
@@ -38,16 +38,8 @@ async def test_ready_reports_redis_and_database(admin: httpx.AsyncClient) -> Non
 
 
 async def test_ready_is_503_when_the_database_is_down(settings: Settings, app: ServerApp) -> None:
-    dead = ServerApp(
-        app.settings.model_copy(update={"database_url": DEAD_DATABASE}),
-        app.redis,
-        app.registry,
-        app.queue_manager,
-    )
-    try:
+    async with broken(app, database_url=DEAD_DATABASE) as dead:
         response = await _get(settings, dead, "/ready")
-    finally:
-        await dead.engine.dispose()
     assert response.status_code == 503
     checks = response.json()["checks"]
     assert checks["redis"]["ok"] is True
@@ -56,12 +48,8 @@ async def test_ready_is_503_when_the_database_is_down(settings: Settings, app: S
 
 
 async def test_ready_is_503_when_redis_is_down(settings: Settings, app: ServerApp) -> None:
-    redis = create_redis(DEAD_REDIS)
-    try:
-        dead = ServerApp(app.settings, redis, app.registry, app.queue_manager)
+    async with broken(app, redis_url=DEAD_REDIS) as dead:
         response = await _get(settings, dead, "/ready")
-    finally:
-        await redis.aclose()
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "unavailable"
