@@ -20,10 +20,11 @@ from typing import Any
 
 from pydantic import computed_field
 from pydantic.dataclasses import dataclass as pydantic_dataclass
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from quickdapp.audit.histogram import duration_bin, estimated, percentile_of_counts
+from quickdapp.audit.rollups import rows_in
 from quickdapp.audit.times import EPOCH, HOUR, check_time, epoch_hour
 from quickdapp.db.schema import WorkerJob, WorkerJobHourBin
 
@@ -143,16 +144,9 @@ async def _raw(
     session: AsyncSession, windows: Sequence[tuple[datetime, datetime]], job_type: str | None
 ) -> list[Any]:
     """(type, status, duration_ms, attempts) of the rows in any of `windows`, grouped."""
-    ranges = [
-        and_(WorkerJob.created_at >= start, WorkerJob.created_at < end)
-        for start, end in windows
-        if start < end
-    ]
-    if not ranges:
+    conditions = rows_in(windows, job_type)
+    if conditions is None:
         return []
-    conditions = [or_(*ranges)]
-    if job_type is not None:
-        conditions.append(WorkerJob.type == job_type)
     columns = (WorkerJob.type, WorkerJob.status, WorkerJob.duration_ms)
     result = await session.execute(select(*columns, func.count()).where(*conditions).group_by(*columns))
     return list(result.all())

@@ -13,13 +13,14 @@ PostgreSQL then aborts one batch, which its writer retries whole.)
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import BigInteger, Integer, Table, and_, cast, delete, func, insert, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.elements import ColumnElement
 
 from quickdapp.audit.histogram import duration_bin
 from quickdapp.audit.times import EPOCH, HOUR, MINUTE, check_time, epoch_hour, epoch_minute
@@ -246,3 +247,22 @@ async def prune_rollups(sessions: async_sessionmaker[AsyncSession], before: date
             result = await session.execute(statement)
             deleted += int(result.rowcount or 0)  # type: ignore[attr-defined]
     return deleted
+
+
+def rows_in(
+    windows: Sequence[tuple[datetime, datetime]], job_type: str | None
+) -> list[ColumnElement[bool]] | None:
+    """WHERE conditions for the worker_jobs rows created in any of `windows` (the stretches at
+    a window's ends that whole rollup periods do not cover), of `job_type` if given; None when
+    every window is empty."""
+    ranges = [
+        and_(WorkerJob.created_at >= start, WorkerJob.created_at < end)
+        for start, end in windows
+        if start < end
+    ]
+    if not ranges:
+        return None
+    conditions: list[ColumnElement[bool]] = [or_(*ranges)]
+    if job_type is not None:
+        conditions.append(WorkerJob.type == job_type)
+    return conditions

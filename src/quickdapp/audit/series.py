@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from quickdapp.audit.rollups import created_seconds
+from quickdapp.audit.rollups import created_seconds, rows_in
 from quickdapp.audit.times import EPOCH, check_time
 from quickdapp.db.schema import WorkerJob, WorkerJobHour, WorkerJobMinute
 
@@ -151,16 +151,9 @@ async def _raw(
     job_type: str | None,
 ) -> list[Any]:
     """(bucket, status, attempts, duration sum) of the worker_jobs rows in `windows`."""
-    ranges = [
-        and_(WorkerJob.created_at >= start, WorkerJob.created_at < end)
-        for start, end in windows
-        if start < end
-    ]
-    if not ranges:
+    conditions = rows_in(windows, job_type)
+    if conditions is None:
         return []
-    conditions = [or_(*ranges)]
-    if job_type is not None:
-        conditions.append(WorkerJob.type == job_type)
     index = created_seconds(session) // bucket_seconds
     result = await session.execute(
         select(index, WorkerJob.status, func.count(), func.sum(WorkerJob.duration_ms))
