@@ -3,14 +3,12 @@ all) for `worker`, `workers` and `serve`; in production, a Redis that may evict 
 
 from __future__ import annotations
 
-import os
-import signal
+import asyncio
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -18,35 +16,24 @@ import redis
 from quickdapp.config import Settings
 from quickdapp.db.migrate import upgrade
 from quickdapp.devtools.redis_manager import RedisManager, RedisUnavailableError
-from tests.helpers.paths import ROOT
-from tests.helpers.processes import settings_variables
+from tests.helpers.processes import QuickdappProcess, run_quickdapp
 from tests.helpers.services import postgres_server, throwaway_database, unavailable
+from tests.helpers.waiting import eventually
 
 COMMANDS = ["worker", "workers", "serve"]
 STRONG = "correct-horse-battery-staple"
 
 
-def _env(settings: Settings, tmp_path: Path, **overrides: str) -> dict[str, str]:
-    values = {
-        **settings_variables(settings),
-        "METRICS_DIR": str(tmp_path / "metrics"),
-        "LOG_LEVEL": "INFO",
-    }
-    values.update({name.upper(): value for name, value in overrides.items()})
-    return {"PATH": os.environ.get("PATH", ""), **values}
+def _settings(settings: Settings, tmp_path: Path, **overrides: Any) -> Settings:
+    return settings.model_copy(
+        update={"metrics_dir": str(tmp_path / "metrics"), "log_level": "INFO", **overrides}
+    )
 
 
-def _refused(env: dict[str, str], command: str) -> str:
+def _refused(settings: Settings, command: str) -> str:
     """Run `quickdapp COMMAND`: it must exit 2 at once with one line on stderr; returns it."""
     began = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "quickdapp.cli", "--env-file", os.devnull, command],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_quickdapp(settings, command)
     lines = [line for line in done.stderr.splitlines() if " WARNING " not in line]
     assert done.returncode == 2, done.stderr
     assert len(lines) == 1 and lines[0].startswith("quickdapp: "), done.stderr
@@ -54,33 +41,24 @@ def _refused(env: dict[str, str], command: str) -> str:
     return lines[0]
 
 
-def _starts(env: dict[str, str], command: str, log: Path) -> str:
+async def _starts(settings: Settings, command: str, log: Path) -> str:
     """Run `quickdapp COMMAND` until its worker processes jobs; it must stop cleanly on SIGTERM."""
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "quickdapp.cli", "--env-file", os.devnull, command],
-            env=env,
-            cwd=ROOT,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 30
-            while "processing 'jobs'" not in log.read_text():
-                assert process.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
-        finally:
-            process.send_signal(signal.SIGTERM)
-            code = process.wait(60)
-    assert code == 0, log.read_text()
-    return log.read_text()
+    with QuickdappProcess(settings, command, log_path=log) as process:
+
+        async def processing() -> bool:
+            assert process.returncode is None, process.log()
+            return "processing 'jobs'" in process.log()
+
+        await eventually(processing, 30, lambda: f"the worker to start: {process.log()}")
+        code = process.stop()
+    assert code == 0, process.log()
+    return process.log()
 
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_a_database_never_migrated_is_refused(settings: Settings, tmp_path: Path, command: str) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path}/fresh.sqlite3"
-    line = _refused(_env(settings, tmp_path, database_url=url), command)
+    line = _refused(_settings(settings, tmp_path, database_url=url), command)
     assert "is not at the latest migration (it is at none" in line
     assert line.endswith("run `quickdapp migrate`")
 
@@ -93,25 +71,19 @@ def test_a_database_one_migration_behind_is_refused_then_starts_once_migrated(
         throwaway_database(server_url) as url,
     ):
         upgrade(url, "0001")
-        env = _env(settings, tmp_path, database_url=url)
-        line = _refused(env, "worker")
+        behind = _settings(settings, tmp_path, database_url=url)
+        line = _refused(behind, "worker")
         assert "(it is at 0001, the latest is" in line and "run `quickdapp migrate`" in line
 
-        migrated = subprocess.run(
-            [sys.executable, "-m", "quickdapp.cli", "--env-file", os.devnull, "migrate"],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        migrated = run_quickdapp(behind, "migrate")
         assert migrated.returncode == 0, migrated.stderr
-        _starts(env, "worker", tmp_path / "worker.log")
+        # postgres_server runs its own event loop, so this test is synchronous.
+        asyncio.run(_starts(behind, "worker", tmp_path / "worker.log"))
 
 
 def test_a_database_that_does_not_answer_is_refused(settings: Settings, tmp_path: Path) -> None:
     url = "postgresql+asyncpg://quickdapp:s3cret-pw@127.0.0.1:1/nothing"
-    line = _refused(_env(settings, tmp_path, database_url=url), "worker")
+    line = _refused(_settings(settings, tmp_path, database_url=url), "worker")
     assert "cannot be read (ConnectionRefusedError" in line and "s3cret-pw" not in line
 
 
@@ -119,7 +91,7 @@ def test_migrate_against_a_database_that_does_not_answer_is_one_line(
     settings: Settings, tmp_path: Path
 ) -> None:
     url = "postgresql+asyncpg://quickdapp:s3cret-pw@127.0.0.1:1/nothing"
-    line = _refused(_env(settings, tmp_path, database_url=url), "migrate")
+    line = _refused(_settings(settings, tmp_path, database_url=url), "migrate")
     assert "cannot be migrated" in line and "s3cret-pw" not in line
 
 
@@ -152,14 +124,16 @@ def evicting_redis(tmp_path: Path) -> Iterator[str]:
 def test_production_refuses_a_redis_that_may_evict(
     settings: Settings, tmp_path: Path, evicting_redis: str, command: str
 ) -> None:
-    env = _env(settings, tmp_path, redis_url=evicting_redis, app_env="production", admin_password=STRONG)
-    line = _refused(env, command)
+    production = _settings(
+        settings, tmp_path, redis_url=evicting_redis, app_env="production", admin_password=STRONG
+    )
+    line = _refused(production, command)
     assert "has maxmemory-policy 'allkeys-lru'" in line and "set it to 'noeviction'" in line
 
 
-def test_elsewhere_a_redis_that_may_evict_is_a_warning(
+async def test_elsewhere_a_redis_that_may_evict_is_a_warning(
     settings: Settings, tmp_path: Path, evicting_redis: str
 ) -> None:
-    env = _env(settings, tmp_path, redis_url=evicting_redis, app_env="test")
-    log = _starts(env, "worker", tmp_path / "worker.log")
+    elsewhere = _settings(settings, tmp_path, redis_url=evicting_redis, app_env="test")
+    log = await _starts(elsewhere, "worker", tmp_path / "worker.log")
     assert "maxmemory-policy is 'allkeys-lru'" in log
