@@ -16,7 +16,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from quickdapp.app.server_app import ServerApp
-from quickdapp.cli import _parser, main
+from quickdapp.cli import main
+from quickdapp.cli.parser import build_parser
 from quickdapp.config import Settings
 from quickdapp.errors import JobValidationError, PermanentJobError
 from quickdapp.jobs.registry import JobRegistry, default_registry
@@ -180,7 +181,7 @@ def test_the_parser_parses_or_exits_with_usage(argv: list[str]) -> None:
     out, err = io.StringIO(), io.StringIO()
     try:
         with redirect_stdout(out), redirect_stderr(err):
-            _parser().parse_args(argv)
+            build_parser().parse_args(argv)
     except SystemExit as exited:
         assert exited.code in (0, 2)
         assert "Traceback" not in err.getvalue()
