@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,7 +19,7 @@ from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings
 from quickdapp.limits import REQUEST_ENVELOPE_BYTES
 from quickdapp.redaction import scrub
-from quickdapp.redis_client import redis_health
+from quickdapp.redis_client import RedisHealth, redis_health
 from quickdapp.web.auth import AdminCredentials, admin_credentials
 from quickdapp.web.dashboard import create_dashboard
 from quickdapp.web.deps import Manager, Server
@@ -50,6 +50,28 @@ def create_app(
     def use(current: ServerApp) -> None:
         app.state.server = dashboard.state.server = current
 
+    # No docs or schema at the root: the API is the dashboard's, documented (behind the
+    # admin's credentials) at /admin/queues/api/openapi.json.
+    app = FastAPI(
+        title="QuickDapp",
+        lifespan=_lifespan(settings, server, use),
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    if server is not None:
+        use(server)
+    _add_probes(app, settings, credentials)
+    _mount_dashboard(app, dashboard)
+    return app
+
+
+def _lifespan(
+    settings: Settings, server: ServerApp | None, use: Callable[[ServerApp], None]
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The app's lifespan: the given `server` as is, else a ServerApp made at start-up and
+    closed at exit."""
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if server is not None:
@@ -62,11 +84,11 @@ def create_app(
         finally:
             await created.close()
 
-    # No docs or schema at the root: the API is the dashboard's, documented (behind the
-    # admin's credentials) at /admin/queues/api/openapi.json.
-    app = FastAPI(title="QuickDapp", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    if server is not None:
-        use(server)
+    return lifespan
+
+
+def _add_probes(app: FastAPI, settings: Settings, credentials: AdminCredentials) -> None:
+    """/health, /ready and /metrics."""
 
     @app.get("/health", summary="The process is alive")
     async def health() -> dict[str, str]:
@@ -82,16 +104,7 @@ def create_app(
         if not credentials.accepts(request.headers.get("authorization")):
             # Probes need the status only; error texts tell strangers what runs where.
             return JSONResponse(status, status_code=code)
-        checks: dict[str, Any] = {
-            "redis": {
-                "ok": redis.ok,
-                "version": redis.version,
-                "maxmemory_policy": redis.maxmemory_policy,
-                "warnings": redis.warnings,
-                "error": scrub(redis.error, settings.redis_url) if redis.error else None,
-            },
-            "database": database,
-        }
+        checks = {"redis": _redis_check(redis, settings.redis_url), "database": database}
         return JSONResponse({**status, "checks": checks}, status_code=code)
 
     @app.get("/metrics", summary="Prometheus metrics of every worker and the queue's depths")
@@ -99,13 +112,27 @@ def create_app(
         body = await render_metrics(manager, settings.metrics_dir)
         return Response(body, media_type=CONTENT_TYPE)
 
+
+def _mount_dashboard(app: FastAPI, dashboard: FastAPI) -> None:
+    """The dashboard at DASHBOARD_PREFIX, the prefix without its slash redirected there."""
+
     @app.get(DASHBOARD_PREFIX, include_in_schema=False)
     async def dashboard_slash() -> RedirectResponse:
         # Relative, so it stays right behind a proxy that serves us under a sub-path.
         return RedirectResponse("queues/")
 
     app.mount(DASHBOARD_PREFIX, dashboard)
-    return app
+
+
+def _redis_check(redis: RedisHealth, redis_url: str) -> dict[str, Any]:
+    """/ready's Redis details for the admin, the error scrubbed of the Redis URL."""
+    return {
+        "ok": redis.ok,
+        "version": redis.version,
+        "maxmemory_policy": redis.maxmemory_policy,
+        "warnings": redis.warnings,
+        "error": scrub(redis.error, redis_url) if redis.error else None,
+    }
 
 
 async def _database_check(server: ServerApp) -> dict[str, Any]:
