@@ -97,6 +97,37 @@ async def get_job_history(
     _check(limit=limit, offset=offset, user_id=user_id, before=before, after=after)
     check_time("since", since)
     check_time("until", until)
+    conditions = _filters(type=type, status=status, user_id=user_id, since=since, until=until)
+    async with sessions() as session:
+        total = await _capped_count(session, conditions)
+        if after is not None:
+            items, older, newer = await _page_newer(session, conditions, after, limit)
+        else:
+            items, older, newer = await _page_older(session, conditions, limit, offset, before)
+    return HistoryPage(
+        items=items,
+        total=min(total, TOTAL_CAP),
+        total_exact=total <= TOTAL_CAP,
+        limit=limit,
+        offset=offset if before is None and after is None else 0,
+        older=older,
+        newer=newer,
+    )
+
+
+_Page = tuple[list[WorkerJob], Cursor | None, Cursor | None]
+"""A page's rows, newest first, and the cursors of the pages older and newer than it."""
+
+
+def _filters(
+    *,
+    type: str | None,
+    status: Status | None,
+    user_id: int | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[Any]:
+    """The WHERE conditions of the filters given."""
     conditions: list[Any] = []
     if type is not None:
         conditions.append(WorkerJob.type == type)
@@ -110,47 +141,54 @@ async def get_job_history(
         conditions.append(WorkerJob.created_at >= since)
     if until is not None:
         conditions.append(WorkerJob.created_at < until)
-    newest_first = (WorkerJob.created_at.desc(), WorkerJob.id.desc())
-    async with sessions() as session:
-        capped = select(literal(1)).select_from(WorkerJob).where(*conditions).limit(TOTAL_CAP + 1)
-        total = int(await session.scalar(select(func.count()).select_from(capped.subquery())) or 0)
-        older: Cursor | None
-        newer: Cursor | None
-        if after is not None:
-            # The rows just newer than the cursor: read upward, shown newest first.
-            found = list(
-                await session.scalars(
-                    select(WorkerJob)
-                    .where(*conditions, _newer_than(after))
-                    .order_by(WorkerJob.created_at, WorkerJob.id)
-                    .limit(limit + 1)
-                )
-            )
-            items = found[:limit][::-1]
-            newer = Cursor.of(items[0]) if len(found) > limit else None
-            older = Cursor.of(items[-1]) if items else after
-        else:
-            query = select(WorkerJob).where(*conditions).order_by(*newest_first).limit(limit + 1)
-            if before is not None:
-                query = query.where(_older_than(before))
-            else:
-                query = query.offset(offset)
-            found = list(await session.scalars(query))
-            items = found[:limit]
-            older = Cursor.of(items[-1]) if len(found) > limit else None
-            if before is not None:
-                newer = Cursor.of(items[0]) if items else before
-            else:
-                newer = Cursor.of(items[0]) if offset and items else None
-    return HistoryPage(
-        items=items,
-        total=min(total, TOTAL_CAP),
-        total_exact=total <= TOTAL_CAP,
-        limit=limit,
-        offset=offset if before is None and after is None else 0,
-        older=older,
-        newer=newer,
+    return conditions
+
+
+async def _capped_count(session: AsyncSession, conditions: list[Any]) -> int:
+    """The rows matching `conditions`, counted up to TOTAL_CAP + 1."""
+    capped = select(literal(1)).select_from(WorkerJob).where(*conditions).limit(TOTAL_CAP + 1)
+    return int(await session.scalar(select(func.count()).select_from(capped.subquery())) or 0)
+
+
+async def _page_newer(session: AsyncSession, conditions: list[Any], after: Cursor, limit: int) -> _Page:
+    """The `limit` rows just newer than `after`: read upward, shown newest first."""
+    found = list(
+        await session.scalars(
+            select(WorkerJob)
+            .where(*conditions, _newer_than(after))
+            .order_by(WorkerJob.created_at, WorkerJob.id)
+            .limit(limit + 1)
+        )
     )
+    items = found[:limit][::-1]
+    newer = Cursor.of(items[0]) if len(found) > limit else None
+    older = Cursor.of(items[-1]) if items else after
+    return items, older, newer
+
+
+async def _page_older(
+    session: AsyncSession, conditions: list[Any], limit: int, offset: int, before: Cursor | None
+) -> _Page:
+    """The `limit` rows just older than `before`, or without it the newest past `offset`."""
+    query = (
+        select(WorkerJob)
+        .where(*conditions)
+        .order_by(WorkerJob.created_at.desc(), WorkerJob.id.desc())
+        .limit(limit + 1)
+    )
+    if before is not None:
+        query = query.where(_older_than(before))
+    else:
+        query = query.offset(offset)
+    found = list(await session.scalars(query))
+    items = found[:limit]
+    older = Cursor.of(items[-1]) if len(found) > limit else None
+    newer: Cursor | None
+    if before is not None:
+        newer = Cursor.of(items[0]) if items else before
+    else:
+        newer = Cursor.of(items[0]) if offset and items else None
+    return items, older, newer
 
 
 def _check(
