@@ -112,20 +112,34 @@ async def run_worker(
         active_job_ids=engine.active_job_ids,
         outage=outage,
     )
-    await engine.start()
-    if ready is not None:
-        ready.set()
+    await _start_engine(engine, ready, settings.worker_queue_concurrency)
     # Beats on while active jobs finish after `stop`: health shows the process until it is gone.
     closed = asyncio.Event()
     beating = asyncio.create_task(heartbeat.run(closed), name="heartbeat")
-    logger.info(
-        "worker %s processing %r (concurrency %d)",
-        engine.name,
-        QUEUE_NAME,
-        settings.worker_queue_concurrency,
-    )
     await stop.wait()
     timeout = settings.worker_shutdown_timeout if shutdown_timeout is None else shutdown_timeout
+    abandoned = await _close_engine(engine, timeout)
+    if writing is not None:
+        writer_stop.set()
+        await writing
+    closed.set()
+    await beating
+    await heartbeat.remove()
+    logger.info("worker %s closed", engine.name)
+    return not abandoned
+
+
+async def _start_engine(engine: Engine, ready: asyncio.Event | None, concurrency: int) -> None:
+    """Start `engine`, then say so: on `ready` (when given) and in the log."""
+    await engine.start()
+    if ready is not None:
+        ready.set()
+    logger.info("worker %s processing %r (concurrency %d)", engine.name, QUEUE_NAME, concurrency)
+
+
+async def _close_engine(engine: Engine, timeout: float) -> list[str]:
+    """Close `engine`, its active jobs given `timeout` seconds to finish; the ids of the jobs
+    still running then, which were abandoned (they run again once their locks lapse)."""
     logger.info(
         "worker %s closing: waiting up to %.0fs for %d active jobs",
         engine.name,
@@ -142,14 +156,7 @@ async def run_worker(
             timeout,
             ", ".join(abandoned),
         )
-    if writing is not None:
-        writer_stop.set()
-        await writing
-    closed.set()
-    await beating
-    await heartbeat.remove()
-    logger.info("worker %s closed", engine.name)
-    return not abandoned
+    return abandoned
 
 
 async def _audit_stalled(app: ServerApp, hooks: Hooks, attempts: dict[str, int]) -> None:
