@@ -290,6 +290,7 @@ async def _api(evidence: Evidence, base: str, secret: Secrets) -> dict[str, http
     return responses
 
 
+@pytest.mark.timeout(300)  # migrate, health, dev with its workers and chain jobs, the API
 async def test_no_secret_in_any_output_log_key_row_or_response(
     secret: Secrets, redis_url: str, database_url: str, tmp_path: Path
 ) -> None:

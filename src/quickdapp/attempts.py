@@ -75,7 +75,8 @@ class AttemptHook:
 
     `stalled` gets the execution of an attempt whose process died or froze, from whichever
     process's stalled check found it: it never reached `finishing`, and holds nothing of this
-    process's.
+    process's. Its audit entry is already in Redis by then (the check adds it in its own
+    transaction), so what `stalled` does is best effort: a process may die before it runs.
     """
 
     async def before(self, attempt: Attempt) -> Skip | None:

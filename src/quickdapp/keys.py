@@ -58,6 +58,9 @@ AUDIT_STREAM = f"{OWN_PREFIX}audit"
 """Stream of ended attempts on their way into the audit table (audit/stream.py)."""
 AUDIT_GROUP = "writers"
 """The consumer group of the audit writers."""
+STALLED_SNAPSHOT_SUFFIX = "quickdapp:stalled-snapshot"
+"""Under a queue's prefix: the attempts the stalled check is about to judge (broker/scripts.py);
+it lives only inside that check's MULTI/EXEC."""
 
 NOTIFICATIONS_CHANNEL = "notifications"
 """Pub/sub channel on which each stored user notification is published as JSON."""

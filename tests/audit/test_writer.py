@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -28,6 +29,11 @@ def _execution(job_id: str, attempt: int = 1) -> JobExecution:
     return JobExecution(job_id, attempt, "echo", 7, {"n": 1}, "completed", now, now, result={"ok": 1})
 
 
+async def _add(redis: Any, execution: JobExecution) -> None:
+    """What the worker's finishing transaction adds to the stream for `execution`."""
+    await redis.xadd(AUDIT_STREAM, {stream.FIELD: stream.encode(execution)})
+
+
 async def _rows(sessions: async_sessionmaker[AsyncSession]) -> int:
     async with sessions() as session:
         return int(await session.scalar(select(func.count()).select_from(WorkerJob)) or 0)
@@ -45,7 +51,7 @@ async def writing(app: ServerApp) -> AsyncIterator[asyncio.Event]:
 
 async def test_entries_become_rows_and_leave_the_stream(app: ServerApp, writing: asyncio.Event) -> None:
     for number in range(250):
-        await stream.add(app.redis, _execution(f"job-{number}"))
+        await _add(app.redis, _execution(f"job-{number}"))
     await audit_stored(app.redis)
     assert await _rows(app.sessions) == 250
     async with app.sessions() as session:
@@ -60,9 +66,9 @@ async def test_entries_become_rows_and_leave_the_stream(app: ServerApp, writing:
 
 
 async def test_an_attempt_recorded_twice_is_one_row(app: ServerApp, writing: asyncio.Event) -> None:
-    await stream.add(app.redis, _execution("twice"))
-    await stream.add(app.redis, _execution("twice"))
-    await stream.add(app.redis, _execution("twice", attempt=2))
+    await _add(app.redis, _execution("twice"))
+    await _add(app.redis, _execution("twice"))
+    await _add(app.redis, _execution("twice", attempt=2))
     await audit_stored(app.redis)
     assert await _rows(app.sessions) == 2
 
@@ -70,10 +76,10 @@ async def test_an_attempt_recorded_twice_is_one_row(app: ServerApp, writing: asy
 async def test_an_entry_that_is_not_an_attempt_is_dropped_and_the_rest_stored(
     app: ServerApp, writing: asyncio.Event, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await stream.add(app.redis, _execution("before"))
+    await _add(app.redis, _execution("before"))
     await app.redis.xadd(AUDIT_STREAM, {"e": "{not json"})
     await app.redis.xadd(AUDIT_STREAM, {"other": "field"})
-    await stream.add(app.redis, _execution("after"))
+    await _add(app.redis, _execution("after"))
     with caplog.at_level(logging.ERROR, logger="quickdapp.audit.writer"):
         await audit_stored(app.redis)
     assert await _rows(app.sessions) == 2
@@ -96,11 +102,11 @@ async def test_rows_of_a_database_outage_all_land_after_it(app: ServerApp) -> No
 
 
 async def _outage(app: ServerApp, proxy: Proxy) -> None:
-    await stream.add(app.redis, _execution("before-outage"))
+    await _add(app.redis, _execution("before-outage"))
     await audit_stored(app.redis)
     await proxy.cut()
     for number in range(100):
-        await stream.add(app.redis, _execution(f"during-{number}"))
+        await _add(app.redis, _execution(f"during-{number}"))
     await asyncio.sleep(2.0)  # the outage: the writer keeps failing meanwhile
     assert await app.redis.xlen(AUDIT_STREAM) == 100, "entries wait in Redis while the database is away"
     assert await _rows(app.sessions) == 1
@@ -113,7 +119,7 @@ async def test_entries_of_a_writer_that_died_are_taken_over(app: ServerApp) -> N
     dead = AuditWriter(app.redis, app.sessions, consumer="dead")
     await dead._join_group()
     for number in range(20):
-        await stream.add(app.redis, _execution(f"orphan-{number}"))
+        await _add(app.redis, _execution(f"orphan-{number}"))
     # The dead writer read them and never acknowledged them.
     await app.redis.xreadgroup(AUDIT_GROUP, "dead", {AUDIT_STREAM: ">"}, count=100)
     stop = asyncio.Event()
@@ -130,7 +136,7 @@ async def test_entries_of_a_writer_that_died_are_taken_over(app: ServerApp) -> N
 async def test_a_writer_asked_to_stop_first_stores_what_is_in_the_stream(app: ServerApp) -> None:
     # As a worker closes: its last attempts are in the stream when the writer is told to stop.
     for number in range(1500):
-        await stream.add(app.redis, _execution(f"last-{number}"))
+        await _add(app.redis, _execution(f"last-{number}"))
     stop = asyncio.Event()
     stop.set()
     await asyncio.wait_for(AuditWriter(app.redis, app.sessions, consumer="last").run(stop), 15)

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from quickdapp.config import Settings
+from tests.helpers.paths import ROOT
 from tests.helpers.waiting import eventually
 
-ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = Path(__file__).resolve().parent / "node"
 # What the scripts require, all pinned in package.json.
 NODE_PACKAGES = ("bullmq", "ioredis", "@bull-board/api")

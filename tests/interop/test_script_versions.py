@@ -25,7 +25,8 @@ from pathlib import Path
 import bullmq
 from bullmq.redis_connection import SCRIPT_DEFINITIONS, basePath
 
-from tests.interop.node_side import ROOT, SCRIPTS
+from tests.helpers.paths import ROOT
+from tests.interop.node_side import SCRIPTS
 
 REVIEW = "review the change, then record it in REVIEWED_DIFFERENCES (or pin the versions back)"
 

@@ -13,7 +13,9 @@ import redis.asyncio as aioredis
 from bullmq import Queue
 
 from quickdapp.broker.connection import Connection
+from quickdapp.broker.job import StalledAttempt
 from quickdapp.workers.engine import ActiveJob, Outcome
+from tests.helpers.paths import ROOT
 from tests.helpers.redis_server import RedisServer, free_port
 from tests.workers.engine_helpers import (
     MakeEngine,
@@ -27,8 +29,6 @@ from tests.workers.engine_helpers import (
 
 __all__ = ["client", "make_engine", "queue"]  # fixtures
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 async def test_killed_engine_jobs_are_recovered_by_another_stalled_check(
     make_engine: MakeEngine, queue: Queue, client: aioredis.Redis, redis_url: str
@@ -40,17 +40,27 @@ async def test_killed_engine_jobs_are_recovered_by_another_stalled_check(
     finally:
         child.kill()
         child.wait(10)
-    stalled: dict[str, int] = {}
+    stalled: list[StalledAttempt] = []
 
-    async def on_stalled(attempts: dict[str, int]) -> None:
-        stalled.update(attempts)
+    async def on_stalled(captured: list[StalledAttempt]) -> None:
+        stalled.extend(captured)
 
     recorder = Recorder()
-    await make_engine(process=returning_data(recorder), stalled_interval_ms=300, on_stalled=on_stalled)
+    await make_engine(
+        process=returning_data(recorder),
+        stalled_interval_ms=300,
+        on_stalled=on_stalled,
+        record_stalled_in="test:stalls",
+    )
     await wait_for(lambda: client.zscore("bull:jobs:completed", job.id), 5, "job recovered")
-    assert stalled == {job.id: 1}, "the attempt that stalled is the first"
+    assert [(a.job_id, a.attempt, a.stalls) for a in stalled] == [(job.id, 1, 1)], "the first"
+    assert stalled[0].name == "orphan" and stalled[0].raw_data == '{"n":1}'
+    assert stalled[0].processed_on_ms and stalled[0].processed_on_ms <= stalled[0].at_ms
     assert recorder.count(job.id) == 1
     assert await client.hget(f"bull:jobs:{job.id}", "stc") == "1"
+    # The same capture was added to the stream in the check's own transaction.
+    entries = await client.xrange("test:stalls")
+    assert [StalledAttempt.from_json((fields or {})["e"]) for _, fields in entries or []] == stalled
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from datetime import datetime
 
 from quickdapp.app.server_app import ServerApp
 from quickdapp.audit.history import get_job_history
+from quickdapp.audit.stalled import STALLED_REASON
 from quickdapp.devtools.redis_manager import RedisManager
 from quickdapp.queue.inspection import WorkerProcessInfo
-from quickdapp.workers.stalled import STALLED_REASON
 from tests.helpers.processes import StartQuickdapp
 from tests.helpers.waiting import audit_stored, eventually
 from tests.helpers.workers import live_processes

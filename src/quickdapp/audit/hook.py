@@ -5,18 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import redis.asyncio as aioredis
-
 from quickdapp.attempts import AttemptHook, Command, JobExecution
 from quickdapp.audit import stream
 from quickdapp.keys import AUDIT_STREAM, job_lock_key
 
 
 class AuditHook(AttemptHook):
-    """Adds each attempt's entry atomically with its end in BullMQ; a stalled one on its own."""
-
-    def __init__(self, redis: aioredis.Redis) -> None:
-        self._redis = redis
+    """Adds each attempt's entry atomically with its end in BullMQ. A stalled attempt needs
+    nothing here: the stalled check added its entry in its own transaction."""
 
     def finishing(self, execution: JobExecution, token: str) -> Sequence[Command]:
         entry = stream.encode(execution)
@@ -24,6 +20,3 @@ class AuditHook(AttemptHook):
         # EVAL, not EVALSHA: this runs inside MULTI, where a missing script would let BullMQ's
         # call go through without its audit entry.
         return [("EVAL", stream.GUARDED_ADD, 2, lock, AUDIT_STREAM, token, entry)]
-
-    async def stalled(self, execution: JobExecution) -> None:
-        await stream.add(self._redis, execution)

@@ -2,7 +2,8 @@
 
 An entry is written where the attempt ends, in Redis, as durable as the job's own state: when
 the worker finishes a job, in the same transaction as BullMQ's finishing call (guarded by the
-job's lock token, see GUARDED_ADD); for a stalled attempt, by the stalled check. The audit
+job's lock token, see GUARDED_ADD); for a stalled attempt, by the stalled check, in its own
+transaction (what it captured of the job, read by `audit.stalled`). The audit
 writer (audit/writer.py) moves entries into `worker_jobs` in batches and acknowledges them only
 after its commit, so a slow or absent database delays rows but never loses one.
 """
@@ -11,13 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from quickdapp.attempts import JobExecution
-from quickdapp.keys import AUDIT_STREAM
+from quickdapp.audit.stalled import stalled_execution
+from quickdapp.broker.job import StalledAttempt
 from quickdapp.limits import AUDIT_DATA_MAX_BYTES
 
 logger = logging.getLogger(__name__)
@@ -77,6 +78,9 @@ def decode(entry: str | bytes) -> JobExecution:
     """The execution an entry holds; raises ValueError for one this code did not write."""
     try:
         fields: dict[str, Any] = json.loads(entry)
+        if "stalled" in fields:  # the job's data as Redis held it: bounded here
+            execution = stalled_execution(StalledAttempt.from_json(entry))
+            return replace(execution, data=_bounded(execution.data))
         return JobExecution(
             job_id=str(fields["job_id"]),
             attempt=int(fields["attempt"]),
@@ -91,9 +95,3 @@ def decode(entry: str | bytes) -> JobExecution:
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"not an audit entry: {exc}") from exc
-
-
-async def add(redis: aioredis.Redis, execution: JobExecution) -> None:
-    """Append the entry of `execution` on its own (an attempt that ends outside a worker's
-    finishing transaction: a stall, a job failed without running)."""
-    await redis.xadd(AUDIT_STREAM, {FIELD: encode(execution)})

@@ -160,3 +160,45 @@ def parse_next(reply: Any, token: str) -> NextJob:
     if isinstance(raw, list) and job_id:
         return NextJob(parse_job(raw, str(job_id), token), 0, limit_until)
     return NextJob(None, delay_until, limit_until)
+
+
+@dataclass(frozen=True, slots=True)
+class StalledAttempt:
+    """An attempt BullMQ's stalled check took back, captured in the check's own transaction
+    (broker/scripts.py `stalled_check`): the job as it was when its worker lost it."""
+
+    job_id: str
+    attempt: int  # ats when the check ran: the attempt that stalled
+    stalls: int  # stc after the check: this stall included
+    name: str | None
+    raw_data: str | None  # JSON text as Redis held it
+    processed_on_ms: int | None  # when the attempt started
+    deferred_failure: str | None  # set once the job stalled too often: it fails without a run
+    at_ms: int  # when the check took it back
+    limit: int  # the check's max stalled count
+    lock_ms: int  # the lock duration the worker failed to renew within
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> StalledAttempt:
+        """Read one capture; raises ValueError for anything else."""
+        try:
+            fields = json.loads(text)["stalled"]
+            return cls(
+                job_id=str(fields["job_id"]),
+                attempt=max(int(fields["attempt"]), 1),
+                stalls=int(fields["stalls"]),
+                name=_text(fields["name"]),
+                raw_data=_text(fields["data"]),
+                processed_on_ms=int(fields["processed_on"]) if fields["processed_on"] else None,
+                deferred_failure=_text(fields["deferred"]),
+                at_ms=int(fields["at"]),
+                limit=int(fields["limit"]),
+                lock_ms=int(fields["lock_ms"]),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"not a stalled-attempt capture: {exc}") from exc
+
+
+def _text(value: Any) -> str | None:
+    """A Lua capture's string field; `false` (Lua's stand-in for nil) is None."""
+    return value if isinstance(value, str) else None

@@ -21,6 +21,7 @@ from typing import Any
 import msgpack  # type: ignore[import-untyped]
 
 from quickdapp.broker.connection import Arg, Connection, ReplyError
+from quickdapp.keys import STALLED_SNAPSHOT_SUFFIX
 
 # name -> file in bullmq/commands (bullmq.redis_connection.SCRIPT_DEFINITIONS, the ones used here)
 SCRIPT_FILES = {
@@ -240,12 +241,28 @@ class QueueScripts:
             ),
         )
 
-    # moveStalledJobsToWait-9
-    def stalled_attempts_snapshot(self) -> tuple[Arg, ...]:
-        """Of the jobs the next stalled check will judge, each one's attempts started (`ats`):
-        flat [id, ats, ...]. Run in one MULTI just before moveStalledJobsToWait, it says which
-        attempt each job it moves back was on, before any worker can start the next one."""
-        return ("EVAL", _STALLED_SNAPSHOT, 1, self.keys["stalled"], self.base)
+    # moveStalledJobsToWait-9, between two scripts of ours in the same MULTI/EXEC.
+    def stalled_check(
+        self,
+        max_stalled_count: int,
+        stalled_interval_ms: int,
+        *,
+        record_in: str | None,
+        lock_duration_ms: int,
+    ) -> list[tuple[Arg, ...]]:
+        """BullMQ's stalled check with each attempt it takes back captured in the same step.
+
+        Run the commands in one MULTI/EXEC (`call_all`); the last reply lists the captured
+        attempts as JSON objects (`stalled_attempt` reads one), and with `record_in` each is
+        also added to that stream: a process that dies after the check loses none of them.
+        """
+        snapshot = self.base + STALLED_SNAPSHOT_SUFFIX
+        capture_args = (now_ms(), max_stalled_count, lock_duration_ms)
+        return [
+            ("EVAL", _STALLED_SNAPSHOT, 2, self.keys["stalled"], snapshot, self.base),
+            self.move_stalled_jobs_to_wait(max_stalled_count, stalled_interval_ms),
+            ("EVAL", _STALLED_CAPTURE, 2, snapshot, record_in or "", self.base, *capture_args),
+        ]
 
     def move_stalled_jobs_to_wait(
         self, max_stalled_count: int, stalled_interval_ms: int
@@ -354,15 +371,41 @@ async def call_all(conn: Connection, commands: Sequence[Sequence[Arg]]) -> list[
         await conn.reload_scripts()
 
 
-# Ours, not BullMQ's: reads only, beside BullMQ's unchanged scripts.
+# Ours, not BullMQ's, beside its unchanged scripts: the stalled check's two neighbours.
 _STALLED_SNAPSHOT = """
-local found = {}
+-- KEYS[1] the stalled set, KEYS[2] the snapshot hash; ARGV[1] the job key prefix.
+-- Each job the check will judge: the attempts it started and its stall count, 'ats stc'.
+redis.call('DEL', KEYS[2])
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local started = redis.call('HGET', ARGV[1] .. id, 'ats')
-  if started then
-    found[#found + 1] = id
-    found[#found + 1] = started
+  local f = redis.call('HMGET', ARGV[1] .. id, 'ats', 'stc')
+  if f[1] or f[2] then
+    redis.call('HSET', KEYS[2], id, (f[1] or '0') .. ' ' .. (f[2] or '0'))
   end
 end
-return found
+return 0
+"""
+
+_STALLED_CAPTURE = """
+-- KEYS[1] the snapshot hash, KEYS[2] a stream to add each capture to ('' for none);
+-- ARGV[1] the job key prefix, ARGV[2] now (ms), ARGV[3] max stalled count, ARGV[4] lock ms.
+-- A job whose stall count the check raised was taken back: capture the attempt that stalled.
+local captured = {}
+local snapshot = redis.call('HGETALL', KEYS[1])
+for i = 1, #snapshot, 2 do
+  local id = snapshot[i]
+  local ats, stc = string.match(snapshot[i + 1], '(%d+) (%d+)')
+  local f = redis.call('HMGET', ARGV[1] .. id, 'stc', 'name', 'data', 'processedOn', 'defa')
+  if tonumber(f[1] or '0') > tonumber(stc) then
+    local entry = cjson.encode({stalled = {
+      job_id = id, attempt = tonumber(ats), stalls = tonumber(f[1]), name = f[2] or false,
+      data = f[3] or false, processed_on = tonumber(f[4] or '') or false, deferred = f[5] or false,
+      at = tonumber(ARGV[2]), limit = tonumber(ARGV[3]), lock_ms = tonumber(ARGV[4])}})
+    if KEYS[2] ~= '' then
+      redis.call('XADD', KEYS[2], '*', 'e', entry)
+    end
+    captured[#captured + 1] = entry
+  end
+end
+redis.call('DEL', KEYS[1])
+return captured
 """

@@ -88,6 +88,7 @@ class Engine:
         lock_duration_ms: int = 30_000,
         stalled_interval_ms: int = 30_000,
         max_stalled_count: int = 1,
+        record_stalled_in: str | None = None,
         process: Process,
         finish_extras: FinishExtras | None = None,
         on_finished: OnFinished | None = None,
@@ -107,6 +108,7 @@ class Engine:
         self._lock_duration_ms = lock_duration_ms
         self._stalled_interval_ms = stalled_interval_ms
         self._max_stalled_count = max_stalled_count
+        self._record_stalled_in = record_stalled_in
         self._process = process
         self._finish_extras = finish_extras
         self._on_finished = on_finished
@@ -155,6 +157,7 @@ class Engine:
             lock_renew_ms=max(self._lock_duration_ms // 2, 1),
             stalled_interval_ms=self._stalled_interval_ms,
             max_stalled_count=self._max_stalled_count,
+            record_stalled_in=self._record_stalled_in,
             on_stalled=self._on_stalled,
             on_error=self._connection_failed,
             on_ok=self._connection_ok,

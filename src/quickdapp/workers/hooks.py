@@ -63,7 +63,7 @@ def standard_hooks(app: ServerApp) -> Hooks:
     return Hooks(
         [
             ExclusiveLock(app.redis, exclusive, app.settings.worker_queue_lock_duration),
-            AuditHook(app.redis),
+            AuditHook(),
             MetricsHook(),
         ]
     )

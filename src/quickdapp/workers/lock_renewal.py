@@ -5,8 +5,9 @@ Node's lockRenewTime) for every job the engine holds, however many; a job whose 
 not be renewed has been (or will be) taken back by a stalled check, so it is logged.
 
 Stalled check: `moveStalledJobsToWait` every stalled interval (the first at start, as
-Node does). The script itself makes sure only one worker per interval does the work; the
-ids it moved (back to wait, or failed past maxStalledCount) go to the `on_stalled` callback.
+Node does). The script itself makes sure only one worker per interval does the work; each
+attempt it took back is captured in the same transaction (and, with `record_stalled_in`, added
+to that stream there) and goes to the `on_stalled` callback.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from quickdapp.broker import scripts as bull
 from quickdapp.broker.connection import BrokerConnectionError, Connection, ReplyError
-from quickdapp.broker.job import ActiveJob
+from quickdapp.broker.job import ActiveJob, StalledAttempt
 
 logger = logging.getLogger(__name__)
 
-OnStalled = Callable[[dict[str, int]], Awaitable[None]]
-"""Called with the jobs a stalled check moved back (or failed): id -> the attempt that stalled."""
+OnStalled = Callable[[list[StalledAttempt]], Awaitable[None]]
+"""Called with the attempts a stalled check took back (their jobs back in wait)."""
 
 
 class Upkeep:
@@ -38,6 +39,7 @@ class Upkeep:
         lock_renew_ms: int,
         stalled_interval_ms: int,
         max_stalled_count: int,
+        record_stalled_in: str | None,
         on_stalled: OnStalled | None,
         on_error: Callable[[BaseException], None],
         on_ok: Callable[[], None],
@@ -49,6 +51,7 @@ class Upkeep:
         self._lock_renew_ms = lock_renew_ms
         self._stalled_interval_ms = stalled_interval_ms
         self._max_stalled_count = max_stalled_count
+        self._record_stalled_in = record_stalled_in
         self._on_stalled = on_stalled
         self._on_error = on_error
         self._on_ok = on_ok
@@ -97,20 +100,17 @@ class Upkeep:
                 # Its lock lapsed: a stalled check may already have handed it to another worker.
                 logger.warning("could not renew the lock of job %s", job_id)
 
-    async def _stalled_check(self) -> dict[str, int]:
-        """BullMQ's stalled check, with the attempt each job it moves was on (read in the same
-        transaction, so no worker can start the job's next attempt in between)."""
-        snapshot, moved = await bull.call_all(
-            self._conn,
-            [
-                self._scripts.stalled_attempts_snapshot(),
-                self._scripts.move_stalled_jobs_to_wait(
-                    self._max_stalled_count, self._stalled_interval_ms
-                ),
-            ],
+    async def _stalled_check(self) -> list[StalledAttempt]:
+        """BullMQ's stalled check, each attempt it took back captured in the same transaction
+        (so no worker can start the job's next attempt in between, and none is lost)."""
+        commands = self._scripts.stalled_check(
+            self._max_stalled_count,
+            self._stalled_interval_ms,
+            record_in=self._record_stalled_in,
+            lock_duration_ms=self._lock_duration_ms,
         )
-        started = dict(zip(snapshot[::2], snapshot[1::2], strict=True))
-        return {str(job_id): int(started.get(job_id, 0)) for job_id in moved or []}
+        replies = await bull.call_all(self._conn, commands)
+        return [StalledAttempt.from_json(entry) for entry in replies[-1] or []]
 
     async def _check_stalled(self) -> None:
         while True:
@@ -123,7 +123,8 @@ class Upkeep:
             else:
                 self._on_ok()
                 if stalled:
-                    logger.warning("stalled jobs moved back (or failed): %s", ", ".join(stalled))
+                    ids = ", ".join(attempt.job_id for attempt in stalled)
+                    logger.warning("stalled jobs moved back: %s", ids)
                     if self._on_stalled is not None:
                         try:
                             await self._on_stalled(stalled)

@@ -17,8 +17,9 @@ from functools import partial
 from uuid import uuid4
 
 from quickdapp.app.server_app import ServerApp
+from quickdapp.broker.job import StalledAttempt
 from quickdapp.config import Settings
-from quickdapp.keys import PREFIX, QUEUE_NAME
+from quickdapp.keys import AUDIT_STREAM, PREFIX, QUEUE_NAME
 from quickdapp.logs import configure_logging
 from quickdapp.metrics import enable_multiprocess
 from quickdapp.queue.job_options import KEEP_COMPLETED, KEEP_FAILED
@@ -26,10 +27,10 @@ from quickdapp.redaction import redact
 from quickdapp.signals import on_stop_signals
 from quickdapp.workers.engine import Engine
 from quickdapp.workers.heartbeat import Heartbeat
-from quickdapp.workers.hooks import Hooks, standard_hooks
+from quickdapp.workers.hooks import standard_hooks
 from quickdapp.workers.outage import OutageLog
 from quickdapp.workers.processor import JobProcessor
-from quickdapp.workers.stalled import record_stalled_attempt
+from quickdapp.workers.stalled import report_stalled_attempts
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +55,8 @@ def create_engine(app: ServerApp, *, name: str | None = None, outage: OutageLog 
     async def restored() -> None:
         outage.restored()
 
-    async def stalled(attempts: dict[str, int]) -> None:
-        await _audit_stalled(app, hooks, attempts)
+    async def stalled(captured: list[StalledAttempt]) -> None:
+        await report_stalled_attempts(hooks, captured)
 
     engine = Engine(
         redis_url=settings.redis_url,
@@ -66,6 +67,7 @@ def create_engine(app: ServerApp, *, name: str | None = None, outage: OutageLog 
         lock_duration_ms=settings.worker_queue_lock_duration,
         stalled_interval_ms=settings.worker_queue_stalled_interval,
         max_stalled_count=settings.worker_queue_max_stalled_count,
+        record_stalled_in=AUDIT_STREAM,
         process=processor,
         finish_extras=processor.finish_extras,
         on_finished=processor.on_finished,
@@ -157,14 +159,6 @@ async def _close_engine(engine: Engine, timeout: float) -> list[str]:
             ", ".join(abandoned),
         )
     return abandoned
-
-
-async def _audit_stalled(app: ServerApp, hooks: Hooks, attempts: dict[str, int]) -> None:
-    for job_id, attempt in attempts.items():
-        try:
-            await record_stalled_attempt(app, hooks, job_id, attempt)
-        except Exception:
-            logger.exception("could not audit the stalled attempt of job %s", job_id)
 
 
 async def run_audit_writer(app: ServerApp, stop: asyncio.Event) -> None:
