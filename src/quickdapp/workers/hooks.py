@@ -57,13 +57,11 @@ class Hooks:
                 logger.exception("%s.stalled failed for job %s", type(hook).__name__, execution.job_id)
 
 
-def standard_hooks(app: ServerApp) -> Hooks:
-    """What every worker process runs: the exclusive lock, the audit trail, the metrics."""
+def standard_hooks(app: ServerApp, *, audit: bool = True) -> Hooks:
+    """What every worker process runs: the exclusive lock, the audit trail, the metrics.
+
+    `audit=False` leaves the audit trail out: only for measuring what it costs (bench/).
+    """
     exclusive = [definition.name for definition in app.registry if definition.exclusive]
-    return Hooks(
-        [
-            ExclusiveLock(app.redis, exclusive, app.settings.worker_queue_lock_duration),
-            AuditHook(app.redis),
-            MetricsHook(),
-        ]
-    )
+    lock = ExclusiveLock(app.redis, exclusive, app.settings.worker_queue_lock_duration)
+    return Hooks([lock, AuditHook(app.redis), MetricsHook()] if audit else [lock, MetricsHook()])
