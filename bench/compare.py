@@ -98,8 +98,9 @@ async def _enqueue(peer: Peer, sizes: Sizes) -> dict[str, Result]:
     return {"enqueue one by one": {"jobs_per_s": one}, "enqueue bulk": {"jobs_per_s": bulk}}
 
 
-async def _rounds(peers: list[Peer], sizes: Sizes, runs: int, errors: list[str]) -> report.Samples:
-    samples: report.Samples = {}
+async def _rounds(
+    peers: list[Peer], sizes: Sizes, runs: int, samples: report.Samples, errors: list[str]
+) -> None:
 
     def keep(system: str, results: dict[str, Result]) -> None:
         for workload, result in results.items():
@@ -128,7 +129,6 @@ async def _rounds(peers: list[Peer], sizes: Sizes, runs: int, errors: list[str])
             except Exception as exc:
                 errors.append(f"round {run + 1}, {peer.name}, {what}: {type(exc).__name__}: {exc}")
                 print(f"  FAILED {errors[-1]}", flush=True)
-    return samples
 
 
 def _peers(names: list[str], redis_url: str, pg_url: str, sqlite_url: str, folder: Path) -> list[Peer]:
@@ -171,14 +171,19 @@ def _services(folder: Path) -> Iterator[tuple[str, str, str]]:
 
 
 async def _run(peers: list[Peer], sizes: Sizes, runs: int, errors: list[str]) -> report.Samples:
+    """The rounds; what was measured before RUN_TIMEOUT is kept if the run is stopped."""
+    samples: report.Samples = {}
     try:
         async with asyncio.timeout(RUN_TIMEOUT):
             for peer in peers:
                 await peer.open()
-            return await _rounds(peers, sizes, runs, errors)
+            await _rounds(peers, sizes, runs, samples, errors)
+    except TimeoutError:
+        errors.append(f"the run was stopped after {RUN_TIMEOUT:.0f} s: later rounds are missing")
     finally:
         for peer in peers:
             await peer.close()
+    return samples
 
 
 def _machine() -> str:
