@@ -11,6 +11,7 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from textwrap import fill
 from typing import Any
 
 NODE = "bullmq (Node)"
@@ -43,6 +44,12 @@ CHART = [  # (workload, metric) shown in the PNG
     ("enqueue one by one", "jobs_per_s"),
     ("enqueue bulk", "jobs_per_s"),
     ("idle RSS per worker process", "idle_rss_mb"),
+]
+
+HEADLINE = [
+    *CHART,
+    ("latency at 100 jobs/s", "audit_lag_p50_ms"),
+    ("latency at 100 jobs/s", "audit_lag_p99_ms"),
 ]
 
 
@@ -164,11 +171,29 @@ def targets(table: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def headline(table: dict[str, Any], systems: list[str]) -> list[str]:
+    """The charted figures, one row each: median and its ratio to Node per system."""
+    lines = ["| workload | " + " | ".join(systems) + " |", "|---|" + "---|" * len(systems)]
+    for workload, metric in HEADLINE:
+        if workload not in table:
+            continue
+        label, higher = METRICS[metric]
+        cells = []
+        for system in systems:
+            stats = table[workload].get(system, {}).get(metric)
+            ratio = "" if stats is None or stats["x_node"] is None else f" ({stats['x_node']:.2f}x)"
+            cells.append("-" if stats is None else _number(stats["median"]) + ratio)
+        lines.append(f"| {workload}, {label} {'↑' if higher else '↓'} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown(table: dict[str, Any], header: list[str], systems: list[str], notes: list[str]) -> str:
     lines = [*header, "", "## Targets", "", "| target | measured (median) | |", "|---|---|---|"]
     for row in targets(table):
         verdict = "-" if row["met"] is None else "met" if row["met"] else "**missed**"
         lines.append(f"| {row['target']} | {row['measured']} | {verdict} |")
+    lines += ["", "## Headline", "", "Medians, (x Node BullMQ); ↑ higher is better, ↓ lower.", ""]
+    lines += headline(table, systems)
     lines += ["", "## All figures", ""]
     lines.append(
         "Median of the runs **in bold**, (min-max), then the median of the per-run ratios to Node."
@@ -207,7 +232,7 @@ def chart(table: dict[str, Any], systems: list[str], path: Path) -> None:
     ax.set_yscale("log")
     ax.set_ylabel("x Node BullMQ (median of per-run ratios, log)")
     ax.set_xticks([x + width * (len(others) - 1) / 2 for x in range(len(shown))])
-    labels = [f"{w}\n{METRICS[m][0]}{' ↑' if METRICS[m][1] else ' ↓'}" for w, m in shown]
+    labels = [f"{fill(w, 16)}\n{METRICS[m][0]}{' ↑' if METRICS[m][1] else ' ↓'}" for w, m in shown]
     ax.set_xticklabels(labels, fontsize=7)
     ax.set_title("Each system against Node BullMQ (= 1): ↑ higher is better, ↓ lower is better")
     ax.legend(fontsize=8)

@@ -8,9 +8,24 @@ const { Worker } = require('bullmq');
 const [port, concurrency] = process.argv.slice(2).map(Number);
 const stamps = fs.openSync(path.join(process.env.BENCH_STAMP_DIR, `${process.pid}.txt`), 'a');
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// Wall-clock ms with a fraction, comparable with Python's time.time(): timeOrigin + now() drifts
+// from the wall clock (~0.2 ms/s seen here), so it is re-anchored on a Date.now() tick each second.
+let anchorWall = 0;
+let anchorPerf = 0;
+function anchor() {
+  const start = Date.now();
+  let now;
+  while ((now = Date.now()) === start); // at most 1 ms, once a second
+  anchorWall = now;
+  anchorPerf = performance.now();
+}
+anchor();
+setInterval(anchor, 1000).unref();
+const wallMs = () => anchorWall + (performance.now() - anchorPerf);
 const worker = new Worker('jobs', async (job) => {
   if (job.name === 'stamp') {
-    fs.writeSync(stamps, `${job.id} ${(performance.timeOrigin + performance.now()).toFixed(3)}\n`);
+    fs.writeSync(stamps, `${job.id} ${wallMs().toFixed(3)}\n`);
   } else if (job.name === 'sleep') {
     await sleep(job.data.data.ms);
   }
