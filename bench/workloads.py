@@ -23,10 +23,10 @@ FAR_FUTURE_MS = 3_600_000
 @dataclass(frozen=True)
 class Sizes:
     drain: int = 10_000  # no-op jobs drained at 1x50 and 2x50
-    drain_1x1: int = 2_000
+    drain_1x1: int = 1_000
     sleep: int = 2_000  # 50 ms jobs at 2x50
     steady: int = 300  # jobs at 100 jobs/s
-    sparse_gaps: tuple[float, ...] = (0.3, 1.0, 2.5, 5.5)  # seconds before each arrival
+    sparse_gaps: tuple[float, ...] = (0.3, 1.0, 5.5)  # seconds before each arrival
     delayed: int = 30  # jobs due 200 ms .. 1.4 s after they are added
     enqueue_one: int = 2_000
     enqueue_bulk: int = 10_000
