@@ -43,12 +43,12 @@ from quickdapp.db.migrate import upgrade
 
 SYSTEMS = ("qd-pg", "qd-sqlite", "qd-off", "stock", "node", "dramatiq", "polling")
 QUICK = Sizes(
-    drain=2_000, drain_1x1=500, sleep=1_000, steady=100, sparse_gaps=(0.3, 1.0), delayed=10,
-    enqueue_one=500, enqueue_bulk=2_000,
+    drain=2_000, drain_slow=1_000, drain_1x1=500, sleep=1_000, steady=100, sparse_gaps=(0.3, 1.0),
+    delayed=10, enqueue_one=500, enqueue_bulk=2_000,
 )  # fmt: skip
 HOW_MEASURED = Path(__file__).with_name("how_measured.md")
 TINY = Sizes(
-    drain=200, drain_1x1=100, sleep=200, steady=20, sparse_gaps=(0.2,), delayed=3,
+    drain=200, drain_slow=200, drain_1x1=100, sleep=200, steady=20, sparse_gaps=(0.2,), delayed=3,
     enqueue_one=50, enqueue_bulk=200, timeout=30,
 )  # fmt: skip
 RUN_TIMEOUT = 1_200.0  # seconds: the whole run stops by itself past this
@@ -65,12 +65,12 @@ async def _shape_1x50(s: Session) -> dict[str, Result]:
     results["latency at 100 jobs/s"] = await s.steady()
     results["sparse arrivals"] = await s.sparse()
     results["delayed job lateness"] = await s.delayed()
-    results["drain 1x50"] = await s.drain_noop(s.sizes.drain)
+    results["drain 1x50"] = await s.drain_noop(s.drain_size())
     return results
 
 
 async def _shape_2x50(s: Session) -> dict[str, Result]:
-    results = {"drain 2x50": await s.drain_noop(s.sizes.drain)}
+    results = {"drain 2x50": await s.drain_noop(s.drain_size())}
     results["50 ms jobs at 2x50"] = await s.drain_sleep(2, 50)
     return results
 
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     sizes = TINY if args.tiny else QUICK if args.quick else Sizes()
     runs = 1 if args.quick or args.tiny else args.runs
     if args.jobs:
-        sizes = replace(sizes, drain=args.jobs)
+        sizes = replace(sizes, drain=args.jobs, drain_slow=min(sizes.drain_slow, args.jobs))
     began, load = time.monotonic(), os.getloadavg()
     started_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(f"{_machine()}; load average {_load(load)}", flush=True)
@@ -242,7 +242,8 @@ def main(argv: list[str] | None = None) -> None:
         f"`make bench` of {started_at}: {runs} runs, {minutes:.1f} minutes. {_machine()}.",
         f"Load average (1 / 5 / 15 min) at the start {_load(load)}, at the end {_load(end_load)}.",
         f"{_versions()}.",
-        f"Sizes: drain {sizes.drain:,} no-op jobs at 1x50 and 2x50, {sizes.drain_1x1:,} at 1x1; "
+        f"Sizes: drain {sizes.drain:,} no-op jobs at 1x50 and 2x50 ({sizes.drain_slow:,} for the "
+        "slower peers: Python bullmq, dramatiq, polling), {sizes.drain_1x1:,} at 1x1; "
         f"{sizes.sleep:,} x 50 ms at 2x50; {sizes.steady} jobs at 100 jobs/s; "
         f"{len(sizes.sparse_gaps)} sparse arrivals; {sizes.delayed} delayed jobs; "
         f"enqueue {sizes.enqueue_one:,} one by one, {sizes.enqueue_bulk:,} in bulk.",

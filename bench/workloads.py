@@ -23,6 +23,7 @@ FAR_FUTURE_MS = 3_600_000
 @dataclass(frozen=True)
 class Sizes:
     drain: int = 10_000  # no-op jobs drained at 1x50 and 2x50
+    drain_slow: int = 5_000  # the same by the slower peers (Peer.slow)
     drain_1x1: int = 1_000
     sleep: int = 2_000  # 50 ms jobs at 2x50
     steady: int = 300  # jobs at 100 jobs/s
@@ -69,6 +70,10 @@ class Session:
                 await asyncio.sleep(POLL)
         seconds = time.perf_counter() - began
         return seconds, self.workers.cpu_s() - cpu, queue_done
+
+    def drain_size(self) -> int:
+        """Jobs of a 1x50 or 2x50 drain for this peer."""
+        return self.sizes.drain_slow if self.peer.slow else self.sizes.drain
 
     async def drain_noop(self, n: int) -> Result:
         seconds, cpu, queue_done = await self.drain("echo", n)

@@ -23,6 +23,7 @@ class Peer(ABC):
 
     name: str  # as the tables show it
     enqueues = True  # whether its enqueue is measured
+    slow = False  # drains fewer jobs (Sizes.drain_slow) so that a run stays within its time
 
     @abstractmethod
     async def open(self) -> None:

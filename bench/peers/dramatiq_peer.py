@@ -52,6 +52,7 @@ def declare(broker: RedisBroker) -> dict[str, dramatiq.Actor[[str], None]]:
 
 class DramatiqPeer(Peer):
     name = "dramatiq"
+    slow = True
 
     def __init__(self, url: str) -> None:
         self.url = url

@@ -51,6 +51,7 @@ RETURNING id
 
 class PollingPeer(Peer):
     name = "DB polling (PG)"
+    slow = True
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn

@@ -25,6 +25,7 @@ BULK = 1_000  # jobs per addBulk
 
 class StockPeer(BullmqPeer):
     name = "bullmq (Python)"
+    slow = True
 
     async def start(self, workers: Workers, processes: int, concurrency: int) -> None:
         for _ in range(processes):
