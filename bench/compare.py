@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
         f"Load average (1 / 5 / 15 min) at the start {_load(load)}, at the end {_load(end_load)}.",
         f"{_versions()}.",
         f"Sizes: drain {sizes.drain:,} no-op jobs at 1x50 and 2x50 ({sizes.drain_slow:,} for the "
-        "slower peers: Python bullmq, dramatiq, polling), {sizes.drain_1x1:,} at 1x1; "
+        f"slower peers: Python bullmq, dramatiq, polling), {sizes.drain_1x1:,} at 1x1; "
         f"{sizes.sleep:,} x 50 ms at 2x50; {sizes.steady} jobs at 100 jobs/s; "
         f"{len(sizes.sparse_gaps)} sparse arrivals; {sizes.delayed} delayed jobs; "
         f"enqueue {sizes.enqueue_one:,} one by one, {sizes.enqueue_bulk:,} in bulk.",
