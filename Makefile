@@ -35,9 +35,12 @@ lint: $(READY)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# Worker throughput: no-op jobs at 1x1, 1x50, 2x50 (processes x concurrency) and 50 ms jobs.
-bench: $(READY)
-	$(BIN)/python -m bench.throughput
+# This system (audit on PostgreSQL, on SQLite, off) beside the stock Python bullmq Worker, Node
+# BullMQ, dramatiq and a database-polling queue: drains, 50 ms jobs, latency, delays, enqueue,
+# memory, audit lag; medians of 3 runs (about 12 minutes). Writes bench/results/bench.json,
+# docs/benchmark.md and docs/benchmark.png. `--quick` for a 2-minute smoke run.
+bench: $(READY) $(NODE_READY)
+	$(BIN)/python -m bench.compare
 
 # Installs once, and again only when the dependencies change.
 $(READY): pyproject.toml constraints.txt

@@ -20,9 +20,10 @@ import random
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
+from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.schema import CreateIndex
@@ -87,7 +88,8 @@ def rows(count: int, end: datetime, *, seed: int = 7) -> Iterator[tuple[Any, ...
 
 def _secondary_indexes() -> list[Any]:
     """worker_jobs' indexes as the model declares them (the migrations create the same)."""
-    return sorted(WorkerJob.__table__.indexes, key=lambda index: str(index.name))
+    table = cast(Table, WorkerJob.__table__)
+    return sorted(table.indexes, key=lambda index: str(index.name))
 
 
 async def fill_postgres(url: str, count: int, end: datetime) -> None:
@@ -107,7 +109,8 @@ async def fill_postgres(url: str, count: int, end: datetime) -> None:
             await connection.copy_records_to_table("worker_jobs", records=batch, columns=COLUMNS)
         await connection.execute("SET maintenance_work_mem = '256MB'")
         for index in _secondary_indexes():
-            await connection.execute(str(CreateIndex(index).compile(dialect=postgresql.dialect())))
+            dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+            await connection.execute(str(CreateIndex(index).compile(dialect=dialect)))
     finally:
         await connection.close()
 

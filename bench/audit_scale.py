@@ -29,6 +29,7 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,6 @@ sys.path.insert(0, str(ROOT))
 
 from bench import audit_fill  # noqa: E402
 from bench.audit_inserter import run_inserter  # noqa: E402
-
 from quickdapp.app.server_app import ServerApp  # noqa: E402
 from quickdapp.audit.history import Cursor, get_job_history  # noqa: E402
 from quickdapp.audit.job_metrics import get_job_metrics  # noqa: E402
@@ -182,7 +182,7 @@ async def _time_reads(
         ]
         for name, call, params in reads:
             await timings.time(name, "function", call)
-            await timings.time(name, "API", lambda p=params: _api_get(client, "history", **p))
+            await timings.time(name, "API", partial(_api_get, client, "history", **params))
         windows = [
             ("1 hour", timedelta(hours=1)),
             ("5 hours", timedelta(hours=5)),
@@ -193,7 +193,7 @@ async def _time_reads(
             await timings.time(
                 f"metrics over {label}",
                 "function",
-                lambda w=window: get_job_metrics(sessions, since=now - w, until=now),
+                partial(get_job_metrics, sessions, since=now - window, until=now),
             )
         for label, window, bucket in [
             ("1 hour", timedelta(hours=1), 60),
@@ -202,16 +202,14 @@ async def _time_reads(
             await timings.time(
                 f"series over {label} ({bucket} s buckets)",
                 "function",
-                lambda w=window, b=bucket: get_job_series(
-                    sessions, since=now - w, until=now, bucket_seconds=b
-                ),
+                partial(get_job_series, sessions, since=now - window, until=now, bucket_seconds=bucket),
             )
         for label, window in windows:
             await timings.time(
                 f"metrics + series over {label}",
                 "API",
-                lambda w=window: _api_get(
-                    client, "metrics", since=(now - w).isoformat(), until=now.isoformat()
+                partial(
+                    _api_get, client, "metrics", since=(now - window).isoformat(), until=now.isoformat()
                 ),
             )
 

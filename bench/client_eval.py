@@ -9,10 +9,17 @@ CPU per command. The candidates are not project dependencies: install them in a 
     python bench/client_eval.py own|redis_py|redis_py_pool|coredis|glide
 """
 
+from __future__ import annotations
+
 import asyncio
 import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+Setup = tuple[Callable[[int], Awaitable[Any]], Callable[[], Awaitable[Any]]]
+"""One command of the measured kind (given a number), and the blocking wait beside it."""
 
 PORT = int(os.environ.get("PORT", "6391"))
 N = int(os.environ.get("N", "60000"))
@@ -26,55 +33,55 @@ return {rcall('HGETALL', k), ARGV[1], 0, 0}
 """
 
 
-async def setup_redis_py():
+async def setup_redis_py() -> Setup:
     import redis.asyncio as r
 
     c = r.Redis(port=PORT, decode_responses=True, single_connection_client=True)
     sha = await c.script_load(LUA)
     b = r.Redis(port=PORT, decode_responses=True, single_connection_client=True)
 
-    async def call(i):
+    async def call(i: int) -> Any:
         return await c.evalsha(sha, 1, "job", str(i))
 
-    async def block():
+    async def block() -> Any:
         return await b.bzpopmin("marker", 30)
 
     return call, block
 
 
-async def setup_redis_py_pool():
+async def setup_redis_py_pool() -> Setup:
     import redis.asyncio as r
 
     c = r.Redis(port=PORT, decode_responses=True, max_connections=CONC)
     sha = await c.script_load(LUA)
     b = r.Redis(port=PORT, decode_responses=True, single_connection_client=True)
 
-    async def call(i):
+    async def call(i: int) -> Any:
         return await c.evalsha(sha, 1, "job", str(i))
 
-    async def block():
+    async def block() -> Any:
         return await b.bzpopmin("marker", 30)
 
     return call, block
 
 
-async def setup_coredis():
+async def setup_coredis() -> Setup:
     import coredis
 
     c = coredis.Redis(port=PORT, decode_responses=True, max_connections=2)
     await c.__aenter__()
     sha = await c.script_load(LUA)
 
-    async def call(i):
+    async def call(i: int) -> Any:
         return await c.evalsha(sha, ["job"], [str(i)])
 
-    async def block():
+    async def block() -> Any:
         return await c.bzpopmin(["marker"], 30)
 
     return call, block
 
 
-async def setup_glide():
+async def setup_glide() -> Setup:
     from glide import GlideClient, GlideClientConfiguration, NodeAddress
 
     cfg = GlideClientConfiguration([NodeAddress("127.0.0.1", PORT)], request_timeout=60000)
@@ -82,16 +89,16 @@ async def setup_glide():
     b = await GlideClient.create(cfg)
     sha = (await c.custom_command(["SCRIPT", "LOAD", LUA])).decode()
 
-    async def call(i):
+    async def call(i: int) -> Any:
         return await c.custom_command(["EVALSHA", sha, "1", "job", str(i)])
 
-    async def block():
+    async def block() -> Any:
         return await b.custom_command(["BZPOPMIN", "marker", "30"])
 
     return call, block
 
 
-async def setup_own():
+async def setup_own() -> Setup:
     from quickdapp.broker.connection import Connection
 
     c = Connection(f"redis://127.0.0.1:{PORT}")
@@ -100,27 +107,34 @@ async def setup_own():
     await b.connect()
     sha = await c.execute("SCRIPT", "LOAD", LUA)
 
-    async def call(i):
+    async def call(i: int) -> Any:
         return await c.execute("EVALSHA", sha, 1, "job", str(i))
 
-    async def block():
+    async def block() -> Any:
         return await b.execute("BZPOPMIN", "marker", 30)
 
     return call, block
 
 
-async def main(which):
+async def main(which: str) -> None:
     import redis
 
     r = redis.Redis(port=PORT)
     r.delete("job", "job:n", "marker")
     r.hset("job", mapping={f"field{i}": "x" * 20 for i in range(20)})
-    call, block = await globals()["setup_" + which]()
+    setups: dict[str, Callable[[], Awaitable[Setup]]] = {
+        "own": setup_own,
+        "redis_py": setup_redis_py,
+        "redis_py_pool": setup_redis_py_pool,
+        "coredis": setup_coredis,
+        "glide": setup_glide,
+    }
+    call, block = await setups[which]()
     blocker = asyncio.ensure_future(block())
     await asyncio.sleep(0.1)
     per = N // CONC
 
-    async def worker(w):
+    async def worker(w: int) -> None:
         for i in range(per):
             await call(i)
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
+from bench.stamps import record_start
 from quickdapp.jobs.types import JobContext, JobData, JobDefinition
 
 
@@ -29,7 +30,13 @@ async def sleep_job(ctx: JobContext[SleepData]) -> dict[str, Any]:
     return {"slept_ms": ctx.data.ms}
 
 
+async def stamp_job(ctx: JobContext[EchoData]) -> None:
+    """A no-op that notes when it started (latency measurements: bench/stamps.py)."""
+    record_start(ctx.job_id)
+
+
 JOBS = [
     JobDefinition(name="echo", model=EchoData, priority=20, handler=echo_job),
     JobDefinition(name="sleep", model=SleepData, priority=20, handler=sleep_job),
+    JobDefinition(name="stamp", model=EchoData, priority=20, handler=stamp_job),
 ]

@@ -75,9 +75,12 @@ class AttemptHook:
 
     `stalled` gets the execution of an attempt whose process died or froze, from whichever
     process's stalled check found it: it never reached `finishing`, and holds nothing of this
-    process's. Its audit entry is already in Redis by then (the check adds it in its own
-    transaction), so what `stalled` does is best effort: a process may die before it runs.
+    process's. What must not be lost is asked for with `stalled_stream`: the check adds each
+    attempt it takes back to that stream in its own transaction (what it captured of the job,
+    broker/scripts.py). `stalled` itself is best effort: a process may die before it runs.
     """
+
+    stalled_stream: str | None = None
 
     async def before(self, attempt: Attempt) -> Skip | None:
         return None

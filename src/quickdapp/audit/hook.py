@@ -11,8 +11,10 @@ from quickdapp.keys import AUDIT_STREAM, job_lock_key
 
 
 class AuditHook(AttemptHook):
-    """Adds each attempt's entry atomically with its end in BullMQ. A stalled attempt needs
-    nothing here: the stalled check added its entry in its own transaction."""
+    """Adds each attempt's entry atomically with its end in BullMQ; a stalled attempt's is
+    added by the stalled check's own transaction (`stalled_stream`)."""
+
+    stalled_stream = AUDIT_STREAM
 
     def finishing(self, execution: JobExecution, token: str) -> Sequence[Command]:
         entry = stream.encode(execution)

@@ -25,6 +25,11 @@ class Hooks:
 
     def __init__(self, hooks: Sequence[AttemptHook]) -> None:
         self._hooks = tuple(hooks)
+        streams = {hook.stalled_stream for hook in self._hooks} - {None}
+        if len(streams) > 1:
+            raise ValueError(f"hooks ask for stalled attempts in more than one stream: {streams}")
+        self.stalled_stream: str | None = streams.pop() if streams else None
+        """Where the stalled check adds each attempt it takes back, in its own transaction."""
 
     async def before(self, attempt: Attempt) -> Skip | None:
         for hook in self._hooks:
@@ -57,13 +62,11 @@ class Hooks:
                 logger.exception("%s.stalled failed for job %s", type(hook).__name__, execution.job_id)
 
 
-def standard_hooks(app: ServerApp) -> Hooks:
-    """What every worker process runs: the exclusive lock, the audit trail, the metrics."""
+def standard_hooks(app: ServerApp, *, audit: bool = True) -> Hooks:
+    """What every worker process runs: the exclusive lock, the audit trail, the metrics.
+
+    `audit=False` leaves the audit trail out: only for measuring what it costs (bench/).
+    """
     exclusive = [definition.name for definition in app.registry if definition.exclusive]
-    return Hooks(
-        [
-            ExclusiveLock(app.redis, exclusive, app.settings.worker_queue_lock_duration),
-            AuditHook(),
-            MetricsHook(),
-        ]
-    )
+    lock = ExclusiveLock(app.redis, exclusive, app.settings.worker_queue_lock_duration)
+    return Hooks([lock, AuditHook(), MetricsHook()] if audit else [lock, MetricsHook()])

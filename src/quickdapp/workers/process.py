@@ -19,7 +19,7 @@ from uuid import uuid4
 from quickdapp.app.server_app import ServerApp
 from quickdapp.broker.job import StalledAttempt
 from quickdapp.config import Settings
-from quickdapp.keys import AUDIT_STREAM, PREFIX, QUEUE_NAME
+from quickdapp.keys import PREFIX, QUEUE_NAME
 from quickdapp.logs import configure_logging
 from quickdapp.metrics import enable_multiprocess
 from quickdapp.queue.job_options import KEEP_COMPLETED, KEEP_FAILED
@@ -27,7 +27,7 @@ from quickdapp.redaction import redact
 from quickdapp.signals import on_stop_signals
 from quickdapp.workers.engine import Engine
 from quickdapp.workers.heartbeat import Heartbeat
-from quickdapp.workers.hooks import standard_hooks
+from quickdapp.workers.hooks import Hooks, standard_hooks
 from quickdapp.workers.outage import OutageLog
 from quickdapp.workers.processor import JobProcessor
 from quickdapp.workers.stalled import report_stalled_attempts
@@ -36,17 +36,26 @@ logger = logging.getLogger(__name__)
 
 READY = b"R"  # written on the supervisor's ready pipe once the engine runs
 
+HooksFactory = Callable[[ServerApp], Hooks]
+"""Builds the hooks of a worker process's engine (standard_hooks unless measuring them)."""
+
 
 def default_worker_name() -> str:
     """host:pid:random, unique per worker even when a process runs several."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:6]}"
 
 
-def create_engine(app: ServerApp, *, name: str | None = None, outage: OutageLog | None = None) -> Engine:
-    """The engine of `app`'s settings with the standard hooks, not yet started."""
+def create_engine(
+    app: ServerApp,
+    *,
+    name: str | None = None,
+    outage: OutageLog | None = None,
+    hooks: HooksFactory = standard_hooks,
+) -> Engine:
+    """The engine of `app`'s settings with the standard hooks (or `hooks`), not yet started."""
     settings = app.settings
-    hooks = standard_hooks(app)
-    processor = JobProcessor(app, app.registry, hooks)
+    attempt_hooks = hooks(app)
+    processor = JobProcessor(app, app.registry, attempt_hooks)
     outage = outage or OutageLog(redact(settings.redis_url))
 
     async def lost(error: BaseException) -> None:
@@ -56,7 +65,7 @@ def create_engine(app: ServerApp, *, name: str | None = None, outage: OutageLog 
         outage.restored()
 
     async def stalled(captured: list[StalledAttempt]) -> None:
-        await report_stalled_attempts(hooks, captured)
+        await report_stalled_attempts(attempt_hooks, captured)
 
     engine = Engine(
         redis_url=settings.redis_url,
@@ -67,7 +76,7 @@ def create_engine(app: ServerApp, *, name: str | None = None, outage: OutageLog 
         lock_duration_ms=settings.worker_queue_lock_duration,
         stalled_interval_ms=settings.worker_queue_stalled_interval,
         max_stalled_count=settings.worker_queue_max_stalled_count,
-        record_stalled_in=AUDIT_STREAM,
+        record_stalled_in=attempt_hooks.stalled_stream,
         process=processor,
         finish_extras=processor.finish_extras,
         on_finished=processor.on_finished,
@@ -89,6 +98,7 @@ async def run_worker(
     shutdown_timeout: float | None = None,
     ready: asyncio.Event | None = None,
     audit_writer: bool = True,
+    hooks: HooksFactory = standard_hooks,
 ) -> bool:
     """Process jobs until `stop` is set, then close gracefully: active jobs finish, none start.
 
@@ -107,7 +117,7 @@ async def run_worker(
         else None
     )
     outage = OutageLog(redact(settings.redis_url))
-    engine = create_engine(app, name=name, outage=outage)
+    engine = create_engine(app, name=name, outage=outage, hooks=hooks)
     heartbeat = Heartbeat(
         app.redis,
         concurrency=settings.worker_queue_concurrency,
@@ -170,7 +180,11 @@ async def run_audit_writer(app: ServerApp, stop: asyncio.Event) -> None:
 
 
 def run_worker_process(
-    settings: Settings, *, audit_writer: bool = True, on_ready: Callable[[], None] | None = None
+    settings: Settings,
+    *,
+    audit_writer: bool = True,
+    on_ready: Callable[[], None] | None = None,
+    hooks: HooksFactory = standard_hooks,
 ) -> int:
     """Run one worker process in the foreground until SIGTERM or SIGINT; 0 after a clean close.
 
@@ -188,7 +202,7 @@ def run_worker_process(
         try:
             stop = asyncio.Event()
             on_stop_signals(stop)
-            return await run_worker(app, stop, ready=ready, audit_writer=audit_writer)
+            return await run_worker(app, stop, ready=ready, audit_writer=audit_writer, hooks=hooks)
         finally:
             if tell is not None:
                 tell.cancel()
@@ -202,9 +216,10 @@ async def _when_set(event: asyncio.Event, call: Callable[[], None]) -> None:
     call()
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, hooks: HooksFactory = standard_hooks) -> int:
     """Entry of a worker process started by the supervisor: settings arrive as JSON on stdin,
-    and `--ready-fd N` names the pipe on which to say that the engine runs."""
+    and `--ready-fd N` names the pipe on which to say that the engine runs. `hooks` builds the
+    engine's hooks (bench/ leaves the audit out to measure it)."""
     parser = argparse.ArgumentParser(prog="python -m quickdapp.workers")
     parser.add_argument("--ready-fd", type=int, help="write one byte here once the engine runs")
     args = parser.parse_args(argv)
@@ -212,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdin.close()
     configure_logging(settings.log_level, secrets=settings.secret_values)
     on_ready = None if args.ready_fd is None else partial(_say_ready, args.ready_fd)
-    return run_worker_process(settings, audit_writer=False, on_ready=on_ready)
+    return run_worker_process(settings, audit_writer=False, on_ready=on_ready, hooks=hooks)
 
 
 def _say_ready(fd: int) -> None:

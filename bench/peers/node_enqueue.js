@@ -1,17 +1,18 @@
-// Node BullMQ enqueue throughput: node enqueue.js PORT MODE N  (MODE: one | bulk); prints jobs/s.
+// Node BullMQ enqueue throughput for bench/compare.py: node node_enqueue.js PORT MODE N  (MODE: one | bulk); prints jobs/s.
 const { Queue } = require('bullmq');
 
 (async () => {
   const [port, mode, n] = [Number(process.argv[2]), process.argv[3], Number(process.argv[4])];
   const queue = new Queue('jobs', { connection: { host: '127.0.0.1', port } });
   await queue.waitUntilReady();
+  await queue.add('echo', {});  // connections open
   const started = performance.now();
   if (mode === 'one') {
-    for (let i = 0; i < n; i++) await queue.add('noop', { i });
+    for (let i = 0; i < n; i++) await queue.add('echo', { i });
   } else {
     for (let i = 0; i < n; i += 1000) {
       const batch = [];
-      for (let j = i; j < Math.min(n, i + 1000); j++) batch.push({ name: 'noop', data: { i: j } });
+      for (let j = i; j < Math.min(n, i + 1000); j++) batch.push({ name: 'echo', data: { i: j } });
       await queue.addBulk(batch);
     }
   }

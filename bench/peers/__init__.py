@@ -1,0 +1,1 @@
+"""The systems compared, each behind the same small protocol (`Peer`)."""

@@ -1,0 +1,102 @@
+"""This system: the supervisor (`quickdapp workers`) with its worker processes and AuditWriter.
+
+With an audit trail (PostgreSQL or SQLite) it is the real command; without one, the same
+Supervisor runs bench/peers/quickdapp_worker.py, a worker built with the standard hooks less
+the audit hook. A job counts as done once BullMQ completed it and, with an audit trail, once
+its row is in worker_jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Literal
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from bench.peers.base import EnqueueMode
+from bench.peers.bullmq_queue import BullmqPeer, job_data
+from bench.workers import Workers
+from quickdapp.config import Settings
+
+Audit = Literal["postgres", "sqlite", "off"]
+NAMES = {
+    "postgres": "quickdapp (audit PG)",
+    "sqlite": "quickdapp (audit SQLite)",
+    "off": "quickdapp (no audit)",
+}
+START_POLL = 0.05
+BULK = 1_000  # submit_job calls in flight in a "bulk" enqueue (QueueManager has no addBulk)
+
+
+class QuickdappPeer(BullmqPeer):
+    enqueues = False  # the same for all three: measured for the first only (bench/compare.py)
+
+    def __init__(self, settings: Settings, audit: Audit, metrics_dir: Path) -> None:
+        super().__init__(settings)
+        self.audit = audit
+        self.name = NAMES[audit]
+        self._metrics_dir = metrics_dir
+        self._db: AsyncEngine | None = None
+
+    async def open(self) -> None:
+        await super().open()
+        if self.audit != "off":
+            self._db = create_async_engine(self.settings.database_url)
+
+    async def close(self) -> None:
+        await super().close()
+        if self._db is not None:
+            await self._db.dispose()
+
+    async def reset(self) -> None:
+        await super().reset()
+        if self._db is not None:
+            async with self._db.begin() as connection:
+                await connection.execute(text("DELETE FROM worker_jobs"))
+
+    async def recorded(self) -> int | None:
+        if self._db is None:
+            return None
+        async with self._db.connect() as connection:
+            return int((await connection.execute(text("SELECT count(*) FROM worker_jobs"))).scalar_one())
+
+    async def finished(self, n: int) -> bool:
+        if not await super().finished(n):
+            return False
+        rows = await self.recorded()
+        return rows is None or rows >= n
+
+    async def start(self, workers: Workers, processes: int, concurrency: int) -> None:
+        workers.env.update(
+            REDIS_URL=self.url,
+            DATABASE_URL=self.settings.database_url,
+            JOB_MODULES="bench.jobs",
+            WORKER_COUNT=str(processes),
+            WORKER_QUEUE_CONCURRENCY=str(concurrency),
+            WORKER_QUEUE_JOB_ATTEMPTS="1",
+            LOG_LEVEL="WARNING",
+            METRICS_DIR=str(self._metrics_dir),
+        )
+        if self.audit == "off":
+            command = [sys.executable, "-m", "bench.peers.quickdapp_supervisor"]
+        else:
+            command = [sys.executable, "-m", "quickdapp.cli", "workers"]
+        await workers.spawn(command, ready_line=False)
+        inspect = self.app.queue_manager.inspect
+        async with asyncio.timeout(60):
+            while len(await inspect.worker_processes()) < processes:
+                await asyncio.sleep(START_POLL)
+
+    async def enqueue(self, mode: EnqueueMode, n: int) -> float:
+        """submit_job one by one, or BULK calls at a time (its only way to add many)."""
+        manager = self.app.queue_manager
+        await manager.submit_job("echo", {})  # connections open, as in a running server
+        started = asyncio.get_running_loop().time()
+        step = 1 if mode == "one" else BULK
+        for first in range(0, n, step):
+            calls = range(first, min(n, first + step))
+            await asyncio.gather(*(manager.submit_job("echo", job_data("echo")) for _ in calls))
+        return n / (asyncio.get_running_loop().time() - started)
