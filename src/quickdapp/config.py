@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from quickdapp.errors import SettingsError
 from quickdapp.limits import DEFAULT_MAX_JOB_PAYLOAD_BYTES
@@ -132,14 +131,18 @@ class Settings(BaseSettings):
             value = "postgresql+asyncpg://" + value.split("://", 1)[1]
         if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
             raise ValueError("must be postgresql+asyncpg://... or sqlite+aiosqlite:///...")
-        # Parsed here, so a malformed URL is a settings error and not a traceback at first use.
+        # Parsed here, so a malformed URL is a settings error and not a traceback at first use
+        # (with the standard library: a worker process loads no SQLAlchemy).
         try:
-            url = make_url(value)
-        except (ArgumentError, ValueError):
-            raise ValueError("is not a URL that SQLAlchemy can parse") from None
-        if url.get_backend_name() == "sqlite" and (url.host or url.port or url.username):
+            parts = urlsplit(value)
+            port = parts.port
+        except ValueError as exc:
+            if "Port" in str(exc):
+                raise ValueError("has a port outside 1..65535") from None
+            raise ValueError("is not a URL that can be parsed") from None
+        if value.startswith("sqlite") and parts.netloc:
             raise ValueError("a SQLite URL names a file, not a host: sqlite+aiosqlite:///path/to/file")
-        if url.port is not None and not 1 <= url.port <= 65535:
+        if port is not None and not 1 <= port <= 65535:
             raise ValueError("has a port outside 1..65535")
         return value
 
