@@ -23,7 +23,12 @@ from quickdapp.db.key_values import get_value
 from quickdapp.devtools.anvil import ANVIL_CHAIN_ID, free_port, rpc_chain_id
 from quickdapp.jobs.watch_chain import cursor_key
 from tests.helpers.chain import Chain, chain_settings
-from tests.helpers.processes import QuickdappProcess, StartQuickdapp, settings_variables
+from tests.helpers.processes import (
+    QuickdappProcess,
+    StartQuickdapp,
+    run_quickdapp,
+    settings_variables,
+)
 from tests.helpers.waiting import eventually, listening
 
 START_TIMEOUT = 30
@@ -164,3 +169,23 @@ def test_cli_schedule_list_and_unschedule(
     assert "no schedule 'c'" in capsys.readouterr().err
     assert main([*cli, "schedules", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+async def test_submit_wait_then_history_shows_the_attempts_row(
+    settings: Settings, start_quickdapp: StartQuickdapp
+) -> None:
+    # `quickdapp worker` on its own runs its own audit writer; the row travels through Redis.
+    worker = start_quickdapp("worker", log_level="INFO")
+    await eventually(
+        lambda: asyncio.to_thread(lambda: "processing 'jobs'" in worker.log()), START_TIMEOUT, "worker"
+    )
+    submitted = await asyncio.to_thread(
+        run_quickdapp, settings, "submit", "echo", '{"value": "seen"}', "--wait", "30"
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = submitted.stdout.split()[0]
+    # Right after `submit --wait` returns, `history` already shows the attempt's row.
+    history = await asyncio.to_thread(run_quickdapp, settings, "history", "--type", "echo")
+    assert history.returncode == 0, history.stderr
+    rows = json.loads(history.stdout)["items"]
+    assert [row["status"] for row in rows if row["job_id"] == job_id] == ["completed"]
