@@ -20,6 +20,7 @@ from bench.peers.base import EnqueueMode
 from bench.peers.bullmq_queue import BullmqPeer, job_data
 from bench.workers import Workers
 from quickdapp.config import Settings
+from quickdapp.queue.manager import JobRequest
 
 Audit = Literal["postgres", "sqlite", "off"]
 NAMES = {
@@ -28,7 +29,7 @@ NAMES = {
     "off": "quickdapp (no audit)",
 }
 START_POLL = 0.05
-BULK = 1_000  # submit_job calls in flight in a "bulk" enqueue (QueueManager has no addBulk)
+BULK = 1_000  # jobs per submit_jobs call in a "bulk" enqueue, as node_enqueue.js batches addBulk
 
 
 class QuickdappPeer(BullmqPeer):
@@ -91,12 +92,15 @@ class QuickdappPeer(BullmqPeer):
                 await asyncio.sleep(START_POLL)
 
     async def enqueue(self, mode: EnqueueMode, n: int) -> float:
-        """submit_job one by one, or BULK calls at a time (its only way to add many)."""
+        """submit_job one by one, or submit_jobs BULK at a time."""
         manager = self.app.queue_manager
         await manager.submit_job("echo", {})  # connections open, as in a running server
         started = asyncio.get_running_loop().time()
-        step = 1 if mode == "one" else BULK
-        for first in range(0, n, step):
-            calls = range(first, min(n, first + step))
-            await asyncio.gather(*(manager.submit_job("echo", job_data("echo")) for _ in calls))
+        if mode == "one":
+            for _ in range(n):
+                await manager.submit_job("echo", job_data("echo"))
+        else:
+            for first in range(0, n, BULK):
+                size = min(n, first + BULK) - first
+                await manager.submit_jobs([JobRequest("echo", job_data("echo"))] * size)
         return n / (asyncio.get_running_loop().time() - started)

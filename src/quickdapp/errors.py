@@ -48,3 +48,12 @@ class JobValidationError(PermanentJobError, ValueError):
         super().__init__(f"invalid data for job type {job_type!r}: {described}")
         self.job_type = job_type
         self.errors = list(problems)
+
+
+class JobBatchError(ValueError):
+    """One job of a batch was refused (so none of the batch was enqueued); names its index."""
+
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(f"jobs[{index}]: {error}")
+        self.index = index
+        self.error = error

@@ -19,6 +19,8 @@ MAX_DELAY_MS = 365 * 24 * 3_600 * 1_000
 MAX_WAIT_SECONDS = 24 * 3_600.0
 """`quickdapp submit --wait` waits up to a day."""
 MAX_ATTEMPTS = 100
+MAX_BULK_JOBS = 1_000
+"""Jobs one `submit_jobs` call (one MULTI/EXEC, one API request) may add."""
 MAX_JOB_ID_LENGTH = 128
 MAX_JOB_TYPE_LENGTH = 100
 MAX_PAGE = 100_000

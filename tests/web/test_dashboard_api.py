@@ -169,6 +169,29 @@ async def test_bad_job_data_is_refused_and_nothing_is_enqueued(
     assert sum(health.counts.values()) == 0
 
 
+async def test_bulk_add_validates_every_job_and_adds_all_or_none(
+    admin: httpx.AsyncClient, app: ServerApp
+) -> None:
+    jobs = [{"type": "echo", "data": {"value": i}, "user_id": i} for i in range(3)]
+    bad = await admin.post(
+        f"{API}/jobs/bulk", json={"jobs": [*jobs, {"type": "cleanupAuditLog", "data": {}}]}
+    )
+    assert bad.status_code == 422
+    assert bad.json()["detail"].startswith("jobs[3]: invalid data for job type 'cleanupAuditLog'")
+    too_large = {"type": "echo", "data": {"value": "x" * app.settings.max_job_payload_bytes}}
+    assert (await admin.post(f"{API}/jobs/bulk", json={"jobs": [too_large]})).status_code == 413
+    assert (await admin.post(f"{API}/jobs/bulk", json={"jobs": []})).status_code == 422
+    health = await app.queue_manager.get_health()
+    assert sum(health.counts.values()) == 0
+
+    made = await admin.post(f"{API}/jobs/bulk", json={"jobs": jobs})
+    assert made.status_code == 201
+    ids = made.json()["ids"]
+    assert len(set(ids)) == 3
+    job = await app.queue_manager.inspect.job(ids[2])
+    assert job is not None and job.data == {"userId": 2, "data": {"value": 2}}
+
+
 async def test_retry_one_failed_job_runs_it_again(
     admin: httpx.AsyncClient, app: ServerApp, start_worker: StartWorker
 ) -> None:

@@ -12,6 +12,7 @@ bullmq/scripts.py (3.4.4) call for call; the line above each builder names the s
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import time
 from collections.abc import Sequence
@@ -35,6 +36,8 @@ SCRIPT_FILES = {
     "updateProgress": "updateProgress-3.lua",
     "addLog": "addLog-2.lua",
     "addStandardJob": "addStandardJob-9.lua",
+    "addPrioritizedJob": "addPrioritizedJob-9.lua",
+    "addDelayedJob": "addDelayedJob-6.lua",
 }
 
 KEY_NAMES = (
@@ -86,12 +89,12 @@ class QueueScripts:
         self.base = f"{prefix}:{queue}:"  # BullMQ's keys[""], the job key prefix
         self.keys = {name: self.base + name for name in KEY_NAMES}
         self.texts = load_script_texts()
-        self.sha: dict[str, str] = {}
+        self.sha = {name: hashlib.sha1(text.encode()).hexdigest() for name, text in self.texts.items()}
 
     async def load(self, conn: Connection) -> None:
         """Register every script with `conn` (SCRIPT LOAD now and after each reconnect)."""
-        for name, text in self.texts.items():
-            self.sha[name] = await conn.load_script(text)
+        for text in self.texts.values():
+            await conn.load_script(text)
 
     def job_key(self, job_id: str) -> str:
         """The hash key of a job."""
@@ -318,25 +321,64 @@ class QueueScripts:
         keys = (self.base + job_id, self.base + job_id + ":logs")
         return self._evalsha("addLog", keys, (job_id, line, "" if keep_logs is None else keep_logs))
 
-    # addStandardJob-9
-    def add_standard_job(
-        self, name: str, data_json: str, opts: dict[str, Any], *, job_id: str = ""
-    ) -> tuple[Arg, ...]:
-        """Add a plain job (no delay, no priority); the reply is its id. `opts` in Redis form."""
+    # addDelayedJob-6, addPrioritizedJob-9, addStandardJob-9: bullmq Queue.add, Scripts.addJob
+    def add_job(self, name: str, data_json: str, opts: dict[str, Any]) -> tuple[Arg, ...]:
+        """Add one job; the reply is its id (an existing job's when it was deduplicated), or a
+        negative number for a refusal.
+
+        `opts` are job options as a submitter gives them (jobId, delay, priority, attempts,
+        backoff, deduplication...); they are stored as bullmq's `Job` stores them, and the
+        script is chosen as its `addJob` chooses: delayed, else prioritized, else standard.
+        """
+        timestamp = now_ms()
+        stored = {"attempts": 0, "delay": 0, **opts, "backoff": _backoff(opts.get("backoff"))}
+        deduplication = opts.get("deduplication")
+        dedup_id = deduplication.get("id") if isinstance(deduplication, dict) else None
+        packed_args = msgpack.packb(
+            [
+                self.base, opts.get("jobId") or "", name, timestamp, None, None, None, None,
+                f"{self.base}de:{dedup_id}" if dedup_id else None,
+            ],
+            use_bin_type=True,
+        )  # fmt: skip
+        packed_opts = msgpack.packb(
+            {_OPTS_ENCODED.get(key, key): value for key, value in stored.items()}, use_bin_type=True
+        )
+        args = (packed_args, data_json, packed_opts, timestamp)
         k = self.keys
+        keys: tuple[str, ...]
+        if opts.get("delay"):
+            keys = (k["marker"], k["meta"], k["id"], k["delayed"], k["completed"], k["events"])
+            return self._evalsha("addDelayedJob", keys, args)
+        if opts.get("priority"):
+            keys = (
+                k["marker"], k["meta"], k["id"], k["prioritized"], k["delayed"], k["completed"],
+                k["active"], k["events"], k["pc"],
+            )  # fmt: skip
+            return self._evalsha("addPrioritizedJob", keys, args)
         keys = (
             k["wait"], k["paused"], k["meta"], k["id"], k["completed"], k["delayed"],
             k["active"], k["events"], k["marker"],
         )  # fmt: skip
-        timestamp = now_ms()
-        packed_args = msgpack.packb(
-            [self.base, job_id, name, timestamp, None, None, None, None, None], use_bin_type=True
-        )
-        return self._evalsha(
-            "addStandardJob",
-            keys,
-            (packed_args, data_json, msgpack.packb(opts, use_bin_type=True), timestamp),
-        )
+        return self._evalsha("addStandardJob", keys, args)
+
+
+# bullmq job.optsDecodeMap, reversed: the short names some options are stored under.
+_OPTS_ENCODED = {
+    "failParentOnFailure": "fpof",
+    "continueParentOnFailure": "cpof",
+    "ignoreDependencyOnFailure": "idof",
+    "removeDependencyOnFailure": "rdof",
+    "keepLogs": "kl",
+    "deduplication": "de",
+}
+
+
+def _backoff(backoff: Any) -> Any:
+    """A job's backoff as bullmq's `Backoffs.normalize` stores it: a number is a fixed delay."""
+    if isinstance(backoff, int) and not isinstance(backoff, bool):
+        return {"type": "fixed", "delay": backoff}
+    return backoff or None
 
 
 def _packed_fields(fields: dict[str, str]) -> bytes:

@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         LookupError,
         SettingsError,
         RedisConnectionError,
+        ConnectionError,  # the broker's connection (the builtin's subclass): Redis does not answer
         ServiceUnavailableError,
         StartupRefusedError,
     ) as exc:

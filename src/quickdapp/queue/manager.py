@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +15,7 @@ from bullmq import Job, Queue, QueueEvents
 from pydantic import BaseModel
 
 from quickdapp.config import Settings
-from quickdapp.errors import PayloadTooLargeError
+from quickdapp.errors import JobBatchError, PayloadTooLargeError, PermanentJobError
 from quickdapp.jobs.registry import MAX_PRIORITY, JobRegistry
 from quickdapp.keys import (
     EVENTS,
@@ -31,12 +32,14 @@ from quickdapp.keys import (
 )
 from quickdapp.limits import (
     MAX_ATTEMPTS,
+    MAX_BULK_JOBS,
     MAX_DELAY_MS,
     MAX_JOB_ID_LENGTH,
     check_int,
     check_user_id,
     shown,
 )
+from quickdapp.queue.adding import JobAdder, NewJob
 from quickdapp.queue.cron import validate_cron_pattern
 from quickdapp.queue.inspection import JobRecord, QueueInspection, WorkerProcessInfo
 from quickdapp.queue.intervals import parse_interval
@@ -82,6 +85,21 @@ class CronJob:
     every: int | None = None  # milliseconds, for `every` schedulers (pattern is None then)
 
 
+@dataclass(frozen=True)
+class JobRequest:
+    """One job for `submit_jobs`, with `submit_job`'s arguments."""
+
+    job_type: str
+    data: Any = None
+    user_id: int | None = None
+    delay: int | None = None
+    job_id: str | None = None
+    idempotency_key: str | None = None
+    attempts: int | None = None
+    priority: int | None = None
+    backoff: dict[str, Any] | int | None = None
+
+
 class QueueManager:
     """Submits typed jobs to the `jobs` queue and manages its cron schedules.
 
@@ -94,12 +112,14 @@ class QueueManager:
         self._registry = registry
         self.queue: Queue = create_queue(settings)
         self.inspect = QueueInspection(self.queue)
+        self._adder = JobAdder(settings.redis_url)
         self._events: QueueEvents | None = None
         self._events_task: asyncio.Task[None] | None = None
 
-    def _payload(self, job_type: str, data: Any, user_id: int | None) -> dict[str, Any]:
-        """{userId, data} as the job will hold it; raises ValueError (JobValidationError,
-        PayloadTooLargeError) or UnknownJobTypeError for what cannot be enqueued."""
+    def _payload(self, job_type: str, data: Any, user_id: int | None) -> tuple[dict[str, Any], str]:
+        """{userId, data} as the job will hold it, and as JSON; raises ValueError
+        (JobValidationError, PayloadTooLargeError) or UnknownJobTypeError for what cannot be
+        enqueued."""
         if not isinstance(job_type, str):
             raise ValueError(f"the job type must be a string, got {shown(job_type)}")
         definition = self._registry.get(job_type)
@@ -111,19 +131,19 @@ class QueueManager:
             model.model_dump(mode="json", by_alias=True, exclude_none=True),
         )
         try:
-            size = len(json.dumps(payload, separators=(",", ":"), allow_nan=False).encode())
+            text = json.dumps(payload, separators=(",", ":"), allow_nan=False)
         except (ValueError, RecursionError) as exc:  # NaN, or nesting deeper than JSON tools go
             raise ValueError(f"job data cannot be stored as JSON: {type(exc).__name__}") from None
         limit = self._settings.max_job_payload_bytes
-        if size > limit:
+        if (size := len(text.encode())) > limit:
             raise PayloadTooLargeError(
                 f"job data is {size} bytes of JSON, more than MAX_JOB_PAYLOAD_BYTES={limit}"
             )
-        return payload
+        return payload, text
 
     def job_data(self, job_type: str, data: Any) -> Any:
         """`data` as a job of `job_type` stores it: validated, defaults filled in, in JSON form."""
-        return self._payload(job_type, data, None)["data"]
+        return self._payload(job_type, data, None)[0]["data"]
 
     def _options(self, job_type: str, **overrides: Any) -> dict[str, Any]:
         definition = self._registry.get(job_type)
@@ -153,34 +173,63 @@ class QueueManager:
         the same key enqueues once in that window even after the job has finished and been
         removed from Redis; every call with it returns the same id (its data is not compared).
         """
-        payload = self._payload(job_type, data, user_id)
-        if delay is not None:
-            check_int("delay (ms)", delay, 0, MAX_DELAY_MS)
-        if attempts is not None:
-            check_int("attempts", attempts, 1, MAX_ATTEMPTS)
-        if priority is not None:
-            check_int("priority", priority, 1, MAX_PRIORITY)
+        request = JobRequest(
+            job_type, data, user_id, delay, job_id, idempotency_key, attempts, priority, backoff
+        )
+        job = self._new_job(request)
+        submitted = await self._adder.add(job)
+        logger.info("submitted %s job %s (priority %s)", job_type, submitted, job.options["priority"])
+        return submitted
+
+    async def submit_jobs(self, requests: Sequence[JobRequest]) -> list[str]:
+        """Validate and enqueue up to MAX_BULK_JOBS jobs at once, all or none; returns their ids.
+
+        Every request is checked first: one that `submit_job` would refuse raises
+        `JobBatchError` naming its index, and nothing is enqueued. The jobs then go to Redis in
+        one MULTI/EXEC (as BullMQ's `addBulk`), so Redis adds them all or none.
+        """
+        if not 1 <= len(requests) <= MAX_BULK_JOBS:
+            raise ValueError(f"submit 1..{MAX_BULK_JOBS} jobs at once, got {len(requests)}")
+        jobs = []
+        for index, request in enumerate(requests):
+            try:
+                jobs.append(self._new_job(request))
+            except (PermanentJobError, ValueError) as exc:
+                raise JobBatchError(index, exc) from exc
+        submitted = await self._adder.add_all(jobs)
+        logger.info("submitted %d jobs", len(submitted))
+        return submitted
+
+    def _new_job(self, request: JobRequest) -> NewJob:
+        """The job `request` asks for, validated and with its options; raises what
+        `submit_job` documents for a job it refuses."""
+        data_json = self._payload(request.job_type, request.data, request.user_id)[1]
+        if request.delay is not None:
+            check_int("delay (ms)", request.delay, 0, MAX_DELAY_MS)
+        if request.attempts is not None:
+            check_int("attempts", request.attempts, 1, MAX_ATTEMPTS)
+        if request.priority is not None:
+            check_int("priority", request.priority, 1, MAX_PRIORITY)
+        job_id = request.job_id
         if job_id is not None:
             check_job_id(job_id)
         deduplication = None
-        if idempotency_key is not None:
-            check_job_id(idempotency_key)
-            if job_id is not None and job_id != idempotency_key:
+        if (key := request.idempotency_key) is not None:
+            check_job_id(key)
+            if job_id is not None and job_id != key:
                 raise ValueError("give a job_id or an idempotency_key, not two different ones")
-            job_id = idempotency_key
-            deduplication = {"id": idempotency_key, "ttl": IDEMPOTENCY_TTL_MS}
+            job_id = key
+            deduplication = {"id": key, "ttl": IDEMPOTENCY_TTL_MS}
         options = self._options(
-            job_type,
-            delay=delay,
+            request.job_type,
+            delay=request.delay,
             jobId=job_id or uuid4().hex,
             deduplication=deduplication,
-            attempts=attempts,
-            priority=priority,
-            backoff=backoff,
+            attempts=request.attempts,
+            priority=request.priority,
+            backoff=request.backoff,
         )
-        job = await self.queue.add(job_type, payload, options)
-        logger.info("submitted %s job %s (priority %s)", job_type, job.id, options["priority"])
-        return str(job.id)
+        return NewJob(request.job_type, data_json, options)
 
     async def schedule_cron_job(
         self,
@@ -233,7 +282,7 @@ class QueueManager:
         user_id: int | None,
         owner: str | None,
     ) -> CronJob:
-        payload = self._payload(job_type, data, user_id)
+        payload = self._payload(job_type, data, user_id)[0]
         key = key or job_type
         if not isinstance(key, str) or ":" in key or not key.strip() or len(key) > MAX_JOB_ID_LENGTH:
             raise ValueError(
@@ -430,6 +479,7 @@ class QueueManager:
         if self._events is not None:
             await self._events.close()
             self._events = None
+        await self._adder.close()
         await self.queue.close()
 
 

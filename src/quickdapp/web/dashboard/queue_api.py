@@ -8,9 +8,10 @@ from typing import Annotated, Any
 from fastapi import Header, HTTPException, Path, Query
 from pydantic import BaseModel, Field, StrictInt
 
-from quickdapp.errors import PayloadTooLargeError, PermanentJobError
+from quickdapp.errors import JobBatchError, PayloadTooLargeError, PermanentJobError
 from quickdapp.keys import JobState
 from quickdapp.limits import (
+    MAX_BULK_JOBS,
     MAX_CLEAN_LIMIT,
     MAX_GRACE_MS,
     MAX_JOB_ID_LENGTH,
@@ -21,7 +22,7 @@ from quickdapp.limits import (
     UserId,
 )
 from quickdapp.queue.inspection import LiveWorker
-from quickdapp.queue.manager import CronJob, JobStateError
+from quickdapp.queue.manager import CronJob, JobRequest, JobStateError
 from quickdapp.redis_client import RedisHealth
 from quickdapp.web.dashboard.views import JobDetail, JobPage, detail, summary
 from quickdapp.web.deps import Inspection, Manager, Server, admin_router
@@ -151,6 +152,35 @@ async def add_job(
     except (PermanentJobError, ValueError) as exc:
         raise HTTPException(422, str(exc)) from None
     return Submitted(id=job_id)
+
+
+class NewJobs(BaseModel):
+    """Jobs to add at once; the request body is bounded as a single job's is."""
+
+    jobs: Annotated[list[NewJob], Field(min_length=1, max_length=MAX_BULK_JOBS)]
+
+
+class SubmittedJobs(BaseModel):
+    ids: list[str]
+
+
+@router.post(
+    "/jobs/bulk",
+    response_model=SubmittedJobs,
+    status_code=201,
+    summary=(
+        f"Validate and add up to {MAX_BULK_JOBS} jobs, all or none (as QueueManager.submit_jobs); "
+        "422 or 413 naming the first refused job, and nothing added"
+    ),
+)
+async def add_jobs(manager: Manager, body: NewJobs) -> SubmittedJobs:
+    requests = [JobRequest(job.type, job.data, job.user_id, job.delay_ms) for job in body.jobs]
+    try:
+        ids = await manager.submit_jobs(requests)
+    except JobBatchError as exc:
+        status = 413 if isinstance(exc.error, PayloadTooLargeError) else 422
+        raise HTTPException(status, str(exc)) from None
+    return SubmittedJobs(ids=ids)
 
 
 class Done(BaseModel):
