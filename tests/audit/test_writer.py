@@ -43,7 +43,9 @@ async def _rows(sessions: async_sessionmaker[AsyncSession]) -> int:
 async def writing(app: ServerApp) -> AsyncIterator[asyncio.Event]:
     """An audit writer running on the test's database until the test ends."""
     stop = asyncio.Event()
-    task = asyncio.create_task(AuditWriter(app.redis, app.sessions, consumer="test").run(stop))
+    task = asyncio.create_task(
+        AuditWriter(app.settings.redis_url, app.sessions, consumer="test").run(stop)
+    )
     yield stop
     stop.set()
     await asyncio.wait_for(task, 15)
@@ -91,7 +93,7 @@ async def test_rows_of_a_database_outage_all_land_after_it(app: ServerApp) -> No
     async with proxy_to(url.port or 5432) as proxy:
         engine = create_engine(url.set(port=proxy.port).render_as_string(hide_password=False))
         stop = asyncio.Event()
-        writer = AuditWriter(app.redis, session_factory(engine), consumer="outage")
+        writer = AuditWriter(app.settings.redis_url, session_factory(engine), consumer="outage")
         task = asyncio.create_task(writer.run(stop))
         try:
             await _outage(app, proxy)
@@ -116,14 +118,13 @@ async def _outage(app: ServerApp, proxy: Proxy) -> None:
 
 
 async def test_entries_of_a_writer_that_died_are_taken_over(app: ServerApp) -> None:
-    dead = AuditWriter(app.redis, app.sessions, consumer="dead")
-    await dead._join_group()
+    await app.redis.xgroup_create(AUDIT_STREAM, AUDIT_GROUP, id="0", mkstream=True)
     for number in range(20):
         await _add(app.redis, _execution(f"orphan-{number}"))
     # The dead writer read them and never acknowledged them.
     await app.redis.xreadgroup(AUDIT_GROUP, "dead", {AUDIT_STREAM: ">"}, count=100)
     stop = asyncio.Event()
-    heir = AuditWriter(app.redis, app.sessions, consumer="heir", claim_idle_ms=200)
+    heir = AuditWriter(app.settings.redis_url, app.sessions, consumer="heir", claim_idle_ms=200)
     task = asyncio.create_task(heir.run(stop))
     try:
         await audit_stored(app.redis)
@@ -139,6 +140,8 @@ async def test_a_writer_asked_to_stop_first_stores_what_is_in_the_stream(app: Se
         await _add(app.redis, _execution(f"last-{number}"))
     stop = asyncio.Event()
     stop.set()
-    await asyncio.wait_for(AuditWriter(app.redis, app.sessions, consumer="last").run(stop), 15)
+    await asyncio.wait_for(
+        AuditWriter(app.settings.redis_url, app.sessions, consumer="last").run(stop), 15
+    )
     assert await _rows(app.sessions) == 1500
     assert await app.redis.xlen(AUDIT_STREAM) == 0

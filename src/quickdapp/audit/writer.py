@@ -16,13 +16,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from quickdapp.attempts import JobExecution
 from quickdapp.audit.store import record_job_executions
 from quickdapp.audit.stream import FIELD, decode
+from quickdapp.broker.connection import Arg, Connection, ReplyError
 from quickdapp.keys import AUDIT_GROUP, AUDIT_STREAM
 
 logger = logging.getLogger(__name__)
@@ -37,18 +36,19 @@ Entry = tuple[str, JobExecution | None]
 
 
 class AuditWriter:
-    """One consumer of the audit stream, named `consumer` (unique per process)."""
+    """One consumer of the audit stream, named `consumer` (unique per process), on its own
+    pipelined connection to `redis_url` (closed when `run` returns). Made on an event loop."""
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis_url: str,
         sessions: async_sessionmaker[AsyncSession],
         *,
         consumer: str,
         batch: int = BATCH,
         claim_idle_ms: int = CLAIM_IDLE_MS,
     ) -> None:
-        self._redis = redis
+        self._conn = Connection(redis_url, name=f"quickdapp:audit-writer:{consumer}")
         self._sessions = sessions
         self._consumer = consumer
         self._batch = batch
@@ -62,7 +62,14 @@ class AuditWriter:
         """Move entries until `stop` is set, then those still arriving for up to
         `drain_timeout` seconds (the last jobs of workers that are closing), then return."""
         self._stop = stop
-        await self._join_group()
+        try:
+            await self._join_group()
+            await self._move(drain_timeout)
+        finally:
+            await self._conn.close()
+
+    async def _move(self, drain_timeout: float) -> None:
+        stop = self._stop
         while not self._out_of_time(drain_timeout):
             try:
                 entries = await self._next_entries(block=not stop.is_set())
@@ -95,8 +102,8 @@ class AuditWriter:
 
     async def _join_group(self) -> None:
         try:
-            await self._redis.xgroup_create(AUDIT_STREAM, AUDIT_GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
+            await self._conn.execute("XGROUP", "CREATE", AUDIT_STREAM, AUDIT_GROUP, "0", "MKSTREAM")
+        except ReplyError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
 
@@ -105,21 +112,20 @@ class AuditWriter:
         now = time.monotonic()
         if now >= self._next_claim:
             self._next_claim = now + CLAIM_EVERY
-            claimed: Any = await self._redis.xautoclaim(
-                AUDIT_STREAM, AUDIT_GROUP, self._consumer, self._claim_idle_ms, "0-0", count=self._batch
-            )
+            claimed: Any = await self._conn.execute(
+                "XAUTOCLAIM", AUDIT_STREAM, AUDIT_GROUP, self._consumer, self._claim_idle_ms,
+                "0-0", "COUNT", self._batch,
+            )  # fmt: skip
             if claimed[1]:
                 logger.info(
                     "audit writer took over %d entries of a writer that stopped", len(claimed[1])
                 )
                 return [_entry(entry_id, fields) for entry_id, fields in claimed[1]]
-        replies: Any = await self._redis.xreadgroup(
-            AUDIT_GROUP,
-            self._consumer,
-            {AUDIT_STREAM: ">"},
-            count=self._batch,
-            block=BLOCK_MS if block else None,
-        )
+        wait: tuple[Arg, ...] = ("BLOCK", BLOCK_MS) if block else ()
+        replies: Any = await self._conn.execute(
+            "XREADGROUP", "GROUP", AUDIT_GROUP, self._consumer, "COUNT", self._batch, *wait,
+            "STREAMS", AUDIT_STREAM, ">",
+        )  # fmt: skip
         return [
             _entry(entry_id, fields) for _, messages in replies or [] for entry_id, fields in messages
         ]
@@ -142,10 +148,12 @@ class AuditWriter:
             self._stored()
             break
         ids = [entry_id for entry_id, _ in entries]
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.xack(AUDIT_STREAM, AUDIT_GROUP, *ids)
-            pipe.xdel(AUDIT_STREAM, *ids)
-            await pipe.execute()
+        try:
+            await self._conn.transaction(
+                [("XACK", AUDIT_STREAM, AUDIT_GROUP, *ids), ("XDEL", AUDIT_STREAM, *ids)]
+            )
+        except Exception as exc:  # stored but not acknowledged: claimed and stored again, harmlessly
+            logger.warning("audit writer cannot acknowledge entries: %s: %s", type(exc).__name__, exc)
         return True
 
     def _failed(self, error: BaseException, waiting: int) -> None:
@@ -165,11 +173,13 @@ class AuditWriter:
             logger.info("audit rows are stored again after %.1fs", seconds)
 
 
-def _entry(entry_id: str | bytes, fields: dict[str, str] | None) -> Entry:
-    text = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+def _entry(entry_id: str, fields: list[str] | None) -> Entry:
+    """An entry as XREADGROUP returns it: its id and [field, value, ...] (None once deleted)."""
     try:
-        return text, decode((fields or {})[FIELD])
+        if fields is None:
+            raise KeyError("deleted")
+        return entry_id, decode(dict(zip(fields[::2], fields[1::2], strict=True))[FIELD])
     except (KeyError, ValueError) as exc:
         # Not ours, or damaged: keeping it would block nothing but would be retried forever.
-        logger.error("dropping audit stream entry %s: %s", text, exc)
-        return text, None
+        logger.error("dropping audit stream entry %s: %s", entry_id, exc)
+        return entry_id, None

@@ -176,7 +176,7 @@ async def run_audit_writer(app: ServerApp, stop: asyncio.Event) -> None:
     from quickdapp.audit.writer import AuditWriter  # SQLAlchemy: only where rows are written
 
     consumer = f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:6]}"
-    await AuditWriter(app.redis, app.sessions, consumer=consumer).run(stop)
+    await AuditWriter(app.settings.redis_url, app.sessions, consumer=consumer).run(stop)
 
 
 def run_worker_process(
