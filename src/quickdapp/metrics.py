@@ -39,6 +39,19 @@ class _JobMetrics:
             buckets=DURATION_BUCKETS,
             registry=None,
         )
+        # The children of each (type, status): `labels()` takes a lock and builds a key each call.
+        self._children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
+
+    def record(self, job_type: str, status: str, seconds: float) -> None:
+        children = self._children.get((job_type, status))
+        if children is None:
+            children = (
+                self.jobs.labels(job_type, QUEUE_NAME, status),
+                self.duration.labels(job_type, QUEUE_NAME, status),
+            )
+            self._children[job_type, status] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 _metrics: _JobMetrics | None = None
@@ -82,8 +95,7 @@ def record_job(job_type: str, status: str, seconds: float) -> None:
     global _metrics
     if _metrics is None:
         _metrics = _JobMetrics()
-    _metrics.jobs.labels(job_type, QUEUE_NAME, status).inc()
-    _metrics.duration.labels(job_type, QUEUE_NAME, status).observe(seconds)
+    _metrics.record(job_type, status, seconds)
 
 
 class MetricsHook(AttemptHook):

@@ -14,15 +14,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-# BullMQ stores a few options under short names (bullmq job.py optsDecodeMap).
-_OPTS_DECODE = {
-    "fpof": "failParentOnFailure",
-    "cpof": "continueParentOnFailure",
-    "idof": "ignoreDependencyOnFailure",
-    "rdof": "removeDependencyOnFailure",
-    "kl": "keepLogs",
-    "de": "deduplication",
-}
 _PARENT_FLAGS = ("fpof", "cpof", "idof", "rdof")
 
 
@@ -50,7 +41,7 @@ class ActiveJob:
     timestamp_ms: int
     processed_on_ms: int
     fields: dict[str, str] = field(repr=False)  # the whole job hash, for anything else
-    _opts: dict[str, Any] | None = field(default=None, repr=False)
+    _opts: dict[str, Any] | ValueError | None = field(default=None, repr=False)  # parsed once
 
     def data(self) -> Any:
         """The job's data; raises ValueError when it is not valid JSON."""
@@ -58,21 +49,27 @@ class ActiveJob:
             raise ValueError(f"job {self.id} has no data")
         return json.loads(self.raw_data)
 
-    def opts(self) -> dict[str, Any]:
-        """The job's options with BullMQ's long names; raises ValueError when not valid JSON."""
-        parsed = json.loads(self.raw_opts or "{}")
-        if not isinstance(parsed, dict):
-            raise ValueError(f"job {self.id} options are not an object")
-        return {_OPTS_DECODE.get(str(key), str(key)): value for key, value in parsed.items()}
+    def check_opts(self) -> None:
+        """Raise ValueError when the options are not a JSON object."""
+        parsed = self._parsed_opts()
+        if isinstance(parsed, ValueError):
+            raise parsed
 
     def safe_opts(self) -> dict[str, Any]:
         """The options in Redis form, `{}` when unreadable: what the engine itself reads."""
+        parsed = self._parsed_opts()
+        return {} if isinstance(parsed, ValueError) else parsed
+
+    def _parsed_opts(self) -> dict[str, Any] | ValueError:
         if self._opts is None:
             try:
                 parsed = json.loads(self.raw_opts or "{}")
-            except ValueError:
-                parsed = {}
-            self._opts = parsed if isinstance(parsed, dict) else {}
+                if not isinstance(parsed, dict):
+                    raise ValueError(f"job {self.id} options are not an object")
+            except ValueError as exc:
+                self._opts = exc
+            else:
+                self._opts = parsed
         return self._opts
 
     @property

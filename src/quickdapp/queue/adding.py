@@ -8,12 +8,14 @@ added whole or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, NamedTuple
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, NamedTuple, TypeVar
 
-from quickdapp.broker.connection import Connection
+from quickdapp.broker.connection import BrokerConnectionError, Connection, ConnectionClosedError
 from quickdapp.broker.scripts import QueueScripts, call, call_all
 from quickdapp.keys import QUEUE_NAME
+
+_T = TypeVar("_T")
 
 CLIENT_NAME = "quickdapp:producer"
 """CLIENT SETNAME of the connection (not BullMQ's worker form: Node would list it as a worker)."""
@@ -37,12 +39,28 @@ class JobAdder:
 
     async def add(self, job: NewJob) -> str:
         """Add one job; returns its id (an existing job's id when BullMQ deduplicated it)."""
-        return _job_id(await call(await self._connection(), self._scripts.add_job(*job)))
+        command = self._scripts.add_job(*job)
+        return _job_id(await self._send([job], lambda conn: call(conn, command)))
 
     async def add_all(self, jobs: Sequence[NewJob]) -> list[str]:
         """Add `jobs` in one MULTI/EXEC (all or none); returns their ids in order."""
         commands = [self._scripts.add_job(*job) for job in jobs]
-        return [_job_id(reply) for reply in await call_all(await self._connection(), commands)]
+        replies = await self._send(jobs, lambda conn: call_all(conn, commands))
+        return [_job_id(reply) for reply in replies]
+
+    async def _send(self, jobs: Sequence[NewJob], send: Callable[[Connection], Awaitable[_T]]) -> _T:
+        """`send` on the connection, and once more when the connection dropped under it (Redis
+        restarted since the last add): the next command reconnects. Only for jobs that all
+        carry their id: an add that went through before the drop then adds nothing again."""
+        conn = await self._connection()
+        try:
+            return await send(conn)
+        except ConnectionClosedError:
+            raise
+        except BrokerConnectionError:
+            if not all(job.options.get("jobId") for job in jobs):
+                raise
+            return await send(conn)
 
     async def close(self) -> None:
         if self._conn is not None:

@@ -14,6 +14,7 @@ import logging
 import traceback
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from quickdapp.attempts import UNKNOWN_TYPE, Attempt, Command, JobExecution, Status
@@ -111,7 +112,7 @@ class JobProcessor:
         context = JobContext(
             app=self._resources,
             logger=JobLogger(
-                logging.getLogger(f"quickdapp.job.{attempt.type}"),
+                _job_logger(attempt.type),
                 {"job_type": attempt.type, "job_id": attempt.job_id},
             ),
             job_id=attempt.job_id,
@@ -144,7 +145,7 @@ def _attempt(job: ActiveJob) -> tuple[Attempt, PermanentJobError | None]:
     payload = Payload(user_id=None, data=None)
     try:
         raw = job.data()
-        job.opts()
+        job.check_opts()
     except ValueError as exc:
         problem = PoisonJobError(f"job {job.id} cannot be read: {exc}")
         payload = Payload(None, {"unreadable": (job.raw_data or "")[:RAW_TEXT_KEPT]})
@@ -166,6 +167,12 @@ def _attempt(job: ActiveJob) -> tuple[Attempt, PermanentJobError | None]:
         started_at=datetime.now(UTC),
     )
     return attempt, problem
+
+
+@cache
+def _job_logger(job_type: str) -> logging.Logger:
+    """The logger of a job type's handlers (looked up once per type)."""
+    return logging.getLogger(f"quickdapp.job.{job_type}")
 
 
 def _unrun_reason(job: ActiveJob, error: BaseException) -> str:
