@@ -7,7 +7,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from quickdapp.app.server_app import ServerApp
@@ -18,6 +18,7 @@ from quickdapp.audit.histogram import (
     duration_bin,
     percentile,
     percentile_of_counts,
+    sql_duration_bin,
 )
 from quickdapp.audit.job_metrics import EXACT_MAX_ROWS, get_job_metrics
 from quickdapp.audit.store import record_job_executions
@@ -34,6 +35,31 @@ def test_bins_are_eight_per_doubling_exactly_at_their_edges() -> None:
         b = duration_bin(ms)
         # b = 1 + floor(8 log2 ms), decided in integers: 2^(b-1) <= ms^8 < 2^b.
         assert 2 ** (b - 1) <= ms**BINS_PER_DOUBLING < 2**b, ms
+
+
+async def test_postgresql_bins_a_duration_as_python_does_at_every_edge(app: ServerApp) -> None:
+    # Each bin's first millisecond and the one before it, for every bin an INTEGER can reach.
+    firsts = _bin_firsts()
+    durations = sorted({-7, 0, *firsts, *(ms - 1 for ms in firsts), 2**31 - 1})
+    async with app.sessions() as session:
+        binned = await session.execute(
+            text(f"SELECT d, {sql_duration_bin('d')} FROM unnest(CAST(:d AS integer[])) AS d"),
+            {"d": durations},
+        )
+        assert dict(binned.all()) == {ms: duration_bin(ms) for ms in durations}
+
+
+def _bin_firsts() -> list[int]:
+    """The first millisecond of each bin up to 2^31 (bisected from duration_bin)."""
+    firsts, ms = [], 1
+    while ms < 2**31:
+        firsts.append(ms)
+        low, high = ms, 2**31  # the first ms of the next bin is in (low, high]
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (middle, high) if duration_bin(middle) == duration_bin(ms) else (low, middle)
+        ms = high
+    return firsts
 
 
 def test_a_bin_stands_for_its_values_within_the_stated_error() -> None:

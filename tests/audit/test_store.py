@@ -12,7 +12,7 @@ from quickdapp.audit.cleanup import delete_job_history_before
 from quickdapp.audit.histogram import percentile
 from quickdapp.audit.history import get_job_history
 from quickdapp.audit.job_metrics import get_job_metrics
-from quickdapp.audit.store import record_job_execution
+from quickdapp.audit.store import record_job_execution, record_job_executions
 from quickdapp.db.engine import create_engine, session_factory
 from tests.helpers.audit import audit_job_ids, execution
 
@@ -32,6 +32,25 @@ async def test_recording_the_same_attempt_twice_keeps_one_row(app: ServerApp) ->
 
     rows = (await get_job_history(app.sessions)).items
     assert sorted((r.attempt, r.status) for r in rows) == [(1, "completed"), (2, "completed")]
+
+
+async def test_a_nul_character_is_stored_as_the_replacement_character(app: ServerApp) -> None:
+    # PostgreSQL's text cannot hold U+0000: without care one attempt would stall the trail.
+    await record_job_executions(
+        app.sessions,
+        [
+            execution("nul", status="failed", data={"k\x00": "v\x00"}, result="r\x00", error="e\x00"),
+            execution("literal", error="\\u0000 stays text"),
+        ],
+    )
+
+    rows = {r.job_id: r for r in (await get_job_history(app.sessions)).items}
+    assert (rows["nul"].data, rows["nul"].result, rows["nul"].error) == (
+        {"k\ufffd": "v\ufffd"},
+        "r\ufffd",
+        "e\ufffd",
+    )
+    assert rows["literal"].error == "\\u0000 stays text"
 
 
 async def test_history_filters_and_pages_newest_first(app: ServerApp) -> None:

@@ -43,6 +43,13 @@ def duration_bin(duration_ms: int) -> int:
     return bisect_right(_FIRST_MS, duration_ms, lo=1) - 1
 
 
+def sql_duration_bin(column: str) -> str:
+    """PostgreSQL for `duration_bin(column)`: width_bucket over the bins' first milliseconds
+    counts those <= the duration, as bisect_right does (0 for durations <= 0). numeric, as the
+    last bin starts at 2^63, past BIGINT."""
+    return f"width_bucket({column}::numeric, '{{{','.join(map(str, _FIRST_MS[1:]))}}}'::numeric[])"
+
+
 def bin_estimate(bin_index: int) -> float:
     """The value a bin stands for: its geometric middle, within the whole ms it can hold."""
     if bin_index <= 0:

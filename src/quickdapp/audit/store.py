@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from datetime import UTC
 from functools import cache
@@ -12,6 +13,7 @@ from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from quickdapp.attempts import JobExecution
+from quickdapp.audit.histogram import sql_duration_bin
 from quickdapp.audit.rollups import StoredAttempt, add_to_rollups
 from quickdapp.db.schema import WorkerJob
 from quickdapp.db.upsert import skip_statement
@@ -46,14 +48,12 @@ async def record_job_executions(
     async with sessions.begin() as session:
         dialect = session.get_bind().dialect.name
         if dialect == "postgresql":
-            # One statement whatever the batch: a column per array parameter (asyncpg sends
-            # them binary), RETURNING only the rows stored.
-            inserted = await session.execute(_UNNEST_INSERT, _columns(ordered))
-        else:
-            # A list of rows goes out as multi-row INSERTs (insertmanyvalues), RETURNING the
-            # rows stored.
-            inserted = await session.execute(_insert(dialect), [_row(e) for e in ordered])
-        # Those rows, and only those, enter the rollups.
+            # One statement whatever the batch: the rows as one array per column (asyncpg
+            # sends them binary), and the rollups of those it stored.
+            return int((await session.execute(_STORE, _columns(ordered))).scalar_one())
+        # SQLite: multi-row INSERTs (insertmanyvalues) RETURNING the rows stored, and only
+        # those enter the rollups.
+        inserted = await session.execute(_insert(dialect), [_row(e) for e in ordered])
         stored = [StoredAttempt(*row) for row in inserted]
         await add_to_rollups(session, stored)
     return len(stored)
@@ -74,10 +74,38 @@ _COLUMNS = {
     "created_at": "timestamptz",
 }
 _ARRAYS = ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _COLUMNS.items())
-_UNNEST_INSERT = text(
-    f"INSERT INTO worker_jobs ({', '.join(_COLUMNS)}) SELECT * FROM unnest({_ARRAYS}) "
-    "ON CONFLICT (job_id, attempt) DO NOTHING "
-    "RETURNING type, status, created_at, duration_ms"
+
+
+def _rollup(table: str, keys: dict[str, str]) -> str:
+    """An upsert adding the stored rows to one rollup table; `keys` maps its key columns (in
+    the order audit/rollups.py sorts them) to their values. Rows go in key order, so
+    concurrent batches lock rollup rows in one order."""
+    columns, values = ", ".join(keys), ", ".join(keys.values())
+    return (
+        f"INSERT INTO {table} ({columns}, attempts, duration_sum_ms) "
+        f"SELECT {values}, count(*), sum(duration_ms) FROM stored "
+        f"GROUP BY {values} ORDER BY {values} "
+        f"ON CONFLICT ({columns}) DO UPDATE SET "
+        f"attempts = {table}.attempts + excluded.attempts, "
+        f"duration_sum_ms = {table}.duration_sum_ms + excluded.duration_sum_ms"
+    )
+
+
+_MINUTE = {"minute": "minute", "type": "type", "status": "status"}
+_HOUR = {"hour": "minute / 60", "type": "type", "status": "status"}
+# PostgreSQL: the rows, in the arrays' order, then the rollups of those stored (audit/rollups.py
+# computes the same minutes, hours and bins in Python for SQLite), in one statement and one
+# round trip; its result is how many rows were new.
+_STORE = text(
+    f"WITH stored AS (INSERT INTO worker_jobs ({', '.join(_COLUMNS)}) "
+    f"SELECT * FROM unnest({_ARRAYS}) ON CONFLICT (job_id, attempt) DO NOTHING "
+    "RETURNING type, status, duration_ms, "
+    "floor(extract(epoch FROM created_at))::bigint / 60 AS minute, "
+    f"{sql_duration_bin('duration_ms')} AS duration_bin), "
+    f"minutes AS ({_rollup('worker_job_minutes', _MINUTE)}), "
+    f"hours AS ({_rollup('worker_job_hours', _HOUR)}), "
+    f"bins AS ({_rollup('worker_job_hour_bins', {**_HOUR, 'duration_bin': 'duration_bin'})}) "
+    "SELECT count(*) FROM stored"
 )
 
 
@@ -99,23 +127,40 @@ def _row(execution: JobExecution) -> dict[str, Any]:
 
 
 def _columns(executions: Sequence[JobExecution]) -> dict[str, list[Any]]:
-    """`executions` as one list per column; JSON as text (None is JSON null, as SQLAlchemy's
-    JSON type stores it), times in UTC."""
+    """`executions` as one list per column for `_STORE`; JSON as text (None is JSON null, as
+    SQLAlchemy's JSON type stores it), times in UTC.
+
+    PostgreSQL's text and jsonb cannot hold U+0000, and one such character would make it refuse
+    the whole batch again and again: it is stored as U+FFFD, the replacement character.
+    """
     completed = [e.completed_at.astimezone(UTC) for e in executions]
     return {
-        "job_id": [e.job_id for e in executions],
+        "job_id": [_pg_text(e.job_id) for e in executions],
         "attempt": [e.attempt for e in executions],
-        "type": [e.type for e in executions],
+        "type": [_pg_text(e.type) for e in executions],
         "user_id": [e.user_id for e in executions],
-        "data": [_json(e.data) for e in executions],
-        "result": [_json(e.result) for e in executions],
-        "error": [e.error for e in executions],
+        "data": [_pg_json(e.data) for e in executions],
+        "result": [_pg_json(e.result) for e in executions],
+        "error": [_pg_text(e.error) for e in executions],
         "status": [e.status for e in executions],
         "started_at": [e.started_at.astimezone(UTC) for e in executions],
         "completed_at": completed,
         "duration_ms": [e.duration_ms for e in executions],
         "created_at": completed,
     }
+
+
+# JSON's escape of U+0000 (not an escaped backslash followed by "u0000").
+_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def _pg_text(value: str | None) -> str | None:
+    return value.replace("\x00", "\ufffd") if value and "\x00" in value else value
+
+
+def _pg_json(value: Any) -> str:
+    encoded = _json(value)
+    return _NUL_ESCAPE.sub(r"\1\\ufffd", encoded) if "\\u0000" in encoded else encoded
 
 
 def _json(value: Any) -> str:
