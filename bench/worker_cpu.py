@@ -1,11 +1,13 @@
 """The CPU one worker process spends per job: where the drains of `make bench` go (issue 10).
 
 `PYTHONPATH=. .venv/bin/python bench/worker_cpu.py [--jobs N] [--concurrency C] [--runs R]
-[--profile]` fills a private Redis with N no-op jobs (held by a paused queue), runs one worker
-(the engine with the standard hooks less the audit trail, as `make bench`'s "no audit") in this
-process, resumes the queue and times the drain: jobs per second and this process's CPU per job
-(user and system), medians of R runs. `--profile` prints cProfile's 40 most expensive
-functions of one more run instead (its figures are inflated by the profiler).
+[--audit] [--profile]` fills a private Redis with N no-op jobs (held by a paused queue), runs one
+worker (the engine with the standard hooks less the audit trail, as `make bench`'s "no audit";
+with `--audit`, the audit hook too: its entries go to the stream, and no writer moves them, so
+only the worker's share of the audit is measured) in this process, resumes the queue and times
+the drain: jobs per second and this process's CPU per job (user and system), medians of R runs.
+`--profile` prints cProfile's 40 most expensive functions of one more run instead (its figures
+are inflated by the profiler).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ async def _pending(app: ServerApp) -> int:
 
 
 async def _drain(
-    settings: Settings, jobs: int, profiler: cProfile.Profile | None
+    settings: Settings, jobs: int, audit: bool, profiler: cProfile.Profile | None
 ) -> tuple[float, float, float]:
     app = await ServerApp.create(settings, default_registry([JOB_MODULE]))
     try:
@@ -52,7 +54,7 @@ async def _drain(
         for first in range(0, jobs, 1_000):
             await app.queue_manager.submit_jobs([JobRequest("echo", {})] * min(1_000, jobs - first))
         stop, ready = asyncio.Event(), asyncio.Event()
-        hooks = partial(standard_hooks, audit=False)
+        hooks = partial(standard_hooks, audit=audit)
         worker = asyncio.create_task(run_worker(app, stop, ready=ready, audit_writer=False, hooks=hooks))
         await ready.wait()
         before, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
@@ -78,6 +80,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--audit", action="store_true", help="the audit hook on (no writer)")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work, redis_server(Path(work)) as redis_url:
@@ -91,10 +94,10 @@ def main() -> None:
         )
         if args.profile:
             profiler = cProfile.Profile()
-            asyncio.run(_drain(settings, args.jobs, profiler))
+            asyncio.run(_drain(settings, args.jobs, args.audit, profiler))
             pstats.Stats(profiler).sort_stats("tottime").print_stats(40)
             return
-        results = [asyncio.run(_drain(settings, args.jobs, None)) for _ in range(args.runs)]
+        results = [asyncio.run(_drain(settings, args.jobs, args.audit, None)) for _ in range(args.runs)]
     for rate, user, system in results:
         cpu = user + system
         print(f"{rate:,.0f} jobs/s, worker CPU {cpu:.0f} us/job (user {user:.0f}, system {system:.0f})")

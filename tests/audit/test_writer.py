@@ -91,7 +91,9 @@ async def test_an_entry_that_is_not_an_attempt_is_dropped_and_the_rest_stored(
 async def test_rows_of_a_database_outage_all_land_after_it(app: ServerApp) -> None:
     url = make_url(app.settings.database_url)
     async with proxy_to(url.port or 5432) as proxy:
-        engine = create_engine(url.set(port=proxy.port).render_as_string(hide_password=False))
+        # As the writer runs (workers/process.py): no pre-ping, a failed batch is retried.
+        proxied = url.set(port=proxy.port).render_as_string(hide_password=False)
+        engine = create_engine(proxied, pre_ping=False)
         stop = asyncio.Event()
         writer = AuditWriter(app.settings.redis_url, session_factory(engine), consumer="outage")
         task = asyncio.create_task(writer.run(stop))

@@ -14,11 +14,16 @@ from sqlalchemy.ext.asyncio import (
 )
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """An engine for `url`; for SQLite, creates the file's folder and turns on WAL and a busy wait."""
+def create_engine(url: str, *, pre_ping: bool = True) -> AsyncEngine:
+    """An engine for `url`; for SQLite, creates the file's folder and turns on WAL and a busy wait.
+
+    `pre_ping` (PostgreSQL) tests a pooled connection before each use, so a request after a
+    database restart does not fail on a dead one; it costs a round trip per checkout. A
+    caller that retries a failed transaction anyway (the audit writer) turns it off.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True)
+        return create_async_engine(url, pool_pre_ping=pre_ping)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, connect_args={"timeout": 30})
