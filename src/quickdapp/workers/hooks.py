@@ -24,15 +24,20 @@ class Hooks:
     """
 
     def __init__(self, hooks: Sequence[AttemptHook]) -> None:
-        self._hooks = tuple(hooks)
-        streams = {hook.stalled_stream for hook in self._hooks} - {None}
+        hooks = tuple(hooks)
+        # Per call, only the hooks that override it (the rest would be no-ops, on every attempt).
+        self._before = _overriding(hooks, "before")
+        self._finishing = _overriding(hooks, "finishing")[::-1]
+        self._after = _overriding(hooks, "after")[::-1]
+        self._stalled = _overriding(hooks, "stalled")[::-1]
+        streams = {hook.stalled_stream for hook in hooks} - {None}
         if len(streams) > 1:
             raise ValueError(f"hooks ask for stalled attempts in more than one stream: {streams}")
         self.stalled_stream: str | None = streams.pop() if streams else None
         """Where the stalled check adds each attempt it takes back, in its own transaction."""
 
     async def before(self, attempt: Attempt) -> Skip | None:
-        for hook in self._hooks:
+        for hook in self._before:
             skip = await hook.before(attempt)
             if skip is not None:
                 return skip
@@ -40,7 +45,7 @@ class Hooks:
 
     def finishing(self, execution: JobExecution, token: str) -> list[Command]:
         commands: list[Command] = []
-        for hook in reversed(self._hooks):
+        for hook in self._finishing:
             try:
                 commands.extend(hook.finishing(execution, token))
             except Exception:
@@ -48,18 +53,23 @@ class Hooks:
         return commands
 
     async def after(self, execution: JobExecution, recorded: bool) -> None:
-        for hook in reversed(self._hooks):
+        for hook in self._after:
             try:
                 await hook.after(execution, recorded)
             except Exception:
                 logger.exception("%s.after failed for job %s", type(hook).__name__, execution.job_id)
 
     async def stalled(self, execution: JobExecution) -> None:
-        for hook in reversed(self._hooks):
+        for hook in self._stalled:
             try:
                 await hook.stalled(execution)
             except Exception:
                 logger.exception("%s.stalled failed for job %s", type(hook).__name__, execution.job_id)
+
+
+def _overriding(hooks: Sequence[AttemptHook], method: str) -> tuple[AttemptHook, ...]:
+    base = getattr(AttemptHook, method)
+    return tuple(hook for hook in hooks if getattr(type(hook), method) is not base)
 
 
 def standard_hooks(app: ServerApp, *, audit: bool = True) -> Hooks:
