@@ -139,6 +139,43 @@ async def test_reconnects_mid_flight(redis_url: str, admin: aioredis.Redis) -> N
         await conn.close()
 
 
+async def test_pipeline_holds_the_next_commands_behind_a_blocking_one(
+    redis_url: str, admin: aioredis.Redis
+) -> None:
+    conn = Connection(redis_url)
+    try:
+        sent = asyncio.ensure_future(
+            conn.pipeline([("BLPOP", "work", 5), ("SET", "after", "1"), ("HGET", "after", "x")])
+        )
+        await asyncio.sleep(0.2)
+        assert await admin.get("after") is None  # queued behind the blocked BLPOP
+        await admin.rpush("work", "job")
+        popped, was_set, wrong_type = await asyncio.wait_for(sent, 2)
+        assert (popped, was_set) == (["work", "job"], "OK")
+        assert isinstance(wrong_type, ReplyError)  # an error reply in its place, not raised
+        assert await conn.execute("ECHO", "next") == "next"  # the replies stayed in step
+    finally:
+        await conn.close()
+
+
+async def test_tracked_client_id_is_the_current_sockets(redis_url: str, admin: aioredis.Redis) -> None:
+    conn = Connection(redis_url, track_client_id=True)
+    try:
+        await conn.connect()
+        first = conn.client_id
+        assert first is not None and first == await conn.execute("CLIENT", "ID")
+        blocked = asyncio.ensure_future(conn.execute("BLPOP", "nothing", 5))
+        await asyncio.sleep(0.1)
+        assert await admin.client_unblock(first)  # what the engine's close does
+        assert await asyncio.wait_for(blocked, 1) is None
+        await admin.client_kill_filter(_id=str(first))
+        await asyncio.sleep(0.1)  # the loss is noticed; the next command reconnects
+        assert await conn.execute("CLIENT", "ID") == conn.client_id != first
+        assert conn.connects == 2
+    finally:
+        await conn.close()
+
+
 async def test_concurrent_callers_share_one_reconnect(redis_url: str, admin: aioredis.Redis) -> None:
     conn = Connection(redis_url)
     try:

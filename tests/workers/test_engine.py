@@ -223,6 +223,25 @@ async def test_close_waits_for_active_jobs_or_returns_their_ids(
     assert await client.lrange("bull:jobs:active", 0, -1) == [long.id]  # left for a stalled check
 
 
+async def test_close_of_an_idle_engine_runs_what_the_waiter_takes_as_it_unblocks(
+    make_engine: MakeEngine, client: aioredis.Redis
+) -> None:
+    recorder = Recorder()
+    engine = await make_engine(process=returning_data(recorder))
+    await asyncio.sleep(0.2)  # idle: the marker waiter is blocked, a moveToActive behind it
+    # A job in wait without a marker: nothing wakes the waiter but closing does.
+    await client.hset("bull:jobs:unmarked", mapping={"name": "n", "data": "{}", "opts": "{}"})
+    await client.lpush("bull:jobs:wait", "unmarked")
+    started = time.monotonic()
+    assert await engine.close(5) == []
+    assert time.monotonic() - started < 2
+    # The moveToActive ran when the close unblocked the wait: the job it took was run, not
+    # left active without a worker until its lock lapsed.
+    assert recorder.count("unmarked") == 1
+    assert await client.zscore("bull:jobs:completed", "unmarked") is not None
+    assert (await state_counts(client))["active"] == 0
+
+
 async def test_job_scheduler_keeps_producing_iterations(make_engine: MakeEngine, queue: Queue) -> None:
     recorder = Recorder()
     await make_engine(process=returning_data(recorder))

@@ -10,8 +10,9 @@ Failure model, what callers can rely on:
   one nested inside an EXEC result), or a `BrokerConnectionError` when the connection was
   lost before its reply arrived (the command may or may not have run).
 - After a loss the next command reconnects (one attempt shared by all callers); the
-  connection re-sends its start-up commands first (AUTH, SELECT, CLIENT SETNAME, SCRIPT
-  LOAD of registered scripts), so names and scripts survive a Redis restart.
+  connection re-sends its start-up commands first (AUTH, SELECT, CLIENT SETNAME, SCRIPT LOAD
+  of registered scripts; CLIENT ID with `track_client_id`), so names and scripts survive a
+  Redis restart.
 - `command_timeout` bounds how long the oldest unanswered command may wait for a reply;
   past it the socket is considered dead and dropped (replies are ordered: one cannot be
   skipped). `None` turns it off, for the blocking connection, whose BZPOPMIN carries its
@@ -106,6 +107,7 @@ class Connection:
         name: str | None = None,
         connect_timeout: float = 5.0,
         command_timeout: float | None = 30.0,
+        track_client_id: bool = False,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("redis", ""):
@@ -130,6 +132,8 @@ class Connection:
         self._last_progress = 0.0
         self._watchdog: asyncio.TimerHandle | None = None
         self.connects = 0  # how many times a socket was (re)opened; for tests and logs
+        self._track_client_id = track_client_id
+        self.client_id: int | None = None  # with track_client_id: the socket's CLIENT ID
 
     @property
     def connected(self) -> bool:
@@ -147,6 +151,24 @@ class Connection:
         future: asyncio.Future[Any] = self._loop.create_future()
         self._enqueue(_pack(args), future)
         return await future
+
+    async def pipeline(self, commands: Sequence[Command]) -> list[Any]:
+        """Send `commands` back to back, with nobody else's in between; their replies in order,
+        an error reply as a `ReplyError` in its place (a lost connection raises). Unlike a
+        transaction, Redis runs each as it comes: a blocking command holds back the next ones
+        until it returns, which then run at once."""
+        if self._protocol is None or self._connecting is not None:
+            await self._ensure_connected()
+        futures: list[asyncio.Future[Any]] = []
+        for command in commands:
+            future: asyncio.Future[Any] = self._loop.create_future()
+            self._enqueue(_pack(command), future)
+            futures.append(future)
+        replies = await asyncio.gather(*futures, return_exceptions=True)
+        for reply in replies:
+            if isinstance(reply, BaseException) and not isinstance(reply, ReplyError):
+                raise reply
+        return replies
 
     async def transaction(self, commands: Sequence[Command]) -> list[Any]:
         """Run commands in MULTI/EXEC; return EXEC's replies (errors in it as `ReplyError`).
@@ -272,6 +294,9 @@ class Connection:
             commands.append(("SELECT", self._db))
         if self.name:
             commands.append(("CLIENT", "SETNAME", self.name))
+        asks_id = len(commands)
+        if self._track_client_id:  # so that its blocked call can be ended (CLIENT UNBLOCK)
+            commands.append(("CLIENT", "ID"))
         commands.extend(("SCRIPT", "LOAD", text) for text in self._scripts.values())
         futures = []
         for command in commands:
@@ -282,6 +307,9 @@ class Connection:
         for result in results:
             if isinstance(result, BaseException):
                 raise result
+        if self._track_client_id:
+            client_id = results[asks_id]
+            self.client_id = client_id if isinstance(client_id, int) else None
 
     def _on_lost(self, protocol: _Protocol, exc: Exception | None) -> None:
         if protocol is not self._protocol:

@@ -3,7 +3,8 @@
 It replaces bullmq's `Worker` behind the processor. Per engine: one auto-pipelined command
 connection shared by all slots, one blocking connection for the marker waiter, N plain
 task slots (no asyncio.wait over an in-flight set), and two timers (lock renewal, stalled
-check). A slot's cycle: take a job (moveToActive), run `process`, finish it with
+check). A slot's cycle: take a job (from the marker waiter, whose moveToActive rides behind
+its BZPOPMIN, or by its own moveToActive), run `process`, finish it with
 moveToFinished (or moveToDelayed/retryJob for a retry) with fetch-next on, so the reply
 that finishes a job normally carries the slot's next one: one Lua call per job.
 
@@ -137,14 +138,21 @@ class Engine:
         # The blocking connection: no client-side timeout may cut its BZPOPMIN. Named apart
         # from the worker form so Node's getWorkers counts one entry per engine.
         bconn = Connection(
-            self._redis_url, name=self.client_name.replace(":w:", ":wb:", 1), command_timeout=None
+            self._redis_url,
+            name=self.client_name.replace(":w:", ":wb:", 1),
+            command_timeout=None,
+            track_client_id=True,  # close() unblocks its BZPOPMIN
         )
         await self.scripts.load(conn)
+        await self.scripts.load(bconn)  # the waiter's moveToActive behind each BZPOPMIN
         await asyncio.gather(conn.connect(), bconn.connect())
         self._conn = conn
         self._wakeups = Wakeups(
             bconn,
+            conn,
             self.scripts.keys["marker"],
+            take_command=self._take_command,
+            on_taken=self._taken,
             max_credits=self.concurrency,
             on_error=self._connection_failed,
             on_ok=self._connection_ok,
@@ -232,23 +240,34 @@ class Engine:
         look_now = False  # the last finish put a job back in wait (retryJob): take without waiting
         while True:
             if job is None:
-                if self._closing:
-                    return
                 job = await self._take(look_now)
                 look_now = False
+                if job is None and self._closing:
+                    return
                 continue
             self._active[job.id] = job
             job, look_now = await self._run(job)
 
+    def _take_command(self) -> tuple[str, tuple[Arg, ...]]:
+        """A new lock token and the moveToActive that takes a job under it."""
+        token = next(self._tokens)
+        return token, self.scripts.move_to_active(token, self._lock_duration_ms, self.name)
+
+    def _taken(self, job: ActiveJob) -> None:
+        """The marker waiter took `job` for a slot: its lock is renewed from now on."""
+        self._active[job.id] = job
+
     async def _take(self, look_now: bool) -> ActiveJob | None:
-        """Wait for a wake (unless `look_now`), then moveToActive; None when nothing came."""
+        """Wait for work (unless `look_now`): a job the marker waiter took, or a wake, and
+        then moveToActive; None when nothing came (or the engine is closing)."""
         assert self._wakeups is not None
         if not look_now:
-            await self._wakeups.park()
+            taken = await self._wakeups.park()
+            if taken is not None:
+                return taken
         backoff = 0.1
         while not self._closing:
-            token = next(self._tokens)
-            command = self.scripts.move_to_active(token, self._lock_duration_ms, self.name)
+            token, command = self._take_command()
             try:
                 reply = await bull.call(self._connection(), command)
             except BrokerConnectionError as exc:

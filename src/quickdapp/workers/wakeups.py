@@ -1,19 +1,20 @@
-"""Where idle job slots wait, and what wakes them: one marker waiter and one delay timer.
+"""Where idle job slots wait, and what hands them work: one marker waiter and one delay timer.
 
 BullMQ's scripts add a member to the queue's `marker` sorted set whenever a job becomes
 available (score 0) or a delayed job is queued (score: its due time). One waiter per
 engine blocks on that key with BZPOPMIN on its own connection, and only while some slot
-is idle; each marker it pops wakes one idle slot, which then calls moveToActive. The
-hand-out itself adds a new marker, so a burst of jobs wakes slot after slot.
+is idle. Right behind the BZPOPMIN it sends a moveToActive on the same connection: Redis
+holds it back until the BZPOPMIN returns and then runs it at once, so a job added to an idle
+queue is taken within the reply to the wait, without another round trip, and handed to an
+idle slot. The hand-out itself adds a new marker, so a burst of jobs is taken job after job.
 
 Delayed jobs: Redis (at its default hz 10) notices that a BZPOPMIN timed out only on its
 100 ms tick, so the waiter does not rely on a timeout for them. moveToActive and the
 fetch-next replies say when the next delayed job is due; `arm_delay` sets a local timer for
 that moment, which wakes a slot that promotes and takes the job (<= a few ms late).
 
-A wake with no idle slot is kept as a credit for the next slot that goes idle, so a marker
-popped while every slot was busy is not lost (the job would otherwise wait for the next
-marker or the 10 s timeout).
+A wake with no idle slot is kept as a credit for the next slot that goes idle, and a job taken
+when no slot is idle any more waits for the next one, so neither is lost.
 """
 
 from __future__ import annotations
@@ -22,38 +23,50 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from quickdapp.broker.connection import BrokerConnectionError, Connection, ReplyError
+from quickdapp.broker.connection import Arg, BrokerConnectionError, Connection, ReplyError
+from quickdapp.broker.job import ActiveJob, parse_next
 
 logger = logging.getLogger(__name__)
 
 # The longest BZPOPMIN (s): a heartbeat of the idle connection; it never has a client timeout.
 BLOCK_TIMEOUT_S = 10
+CLOSE_WAIT_S = 2.0  # how long close() waits for the waiter's last replies
+
+TakeCommand = Callable[[], tuple[str, Sequence[Arg]]]  # a new lock token and its moveToActive
 
 
 class Wakeups:
-    """Parks idle slots; wakes one per marker and when the next delayed job comes due."""
+    """Parks idle slots; hands each a job the waiter took, or wakes it to look itself."""
 
     def __init__(
         self,
         bconn: Connection,
+        control: Connection,
         marker_key: str,
         *,
+        take_command: TakeCommand,
+        on_taken: Callable[[ActiveJob], None],
         max_credits: int,
         on_error: Callable[[BaseException], None],
         on_ok: Callable[[], None],
     ) -> None:
         self._bconn = bconn
+        self._control = control  # the engine's command connection: CLIENT UNBLOCK on close
         self._marker_key = marker_key
+        self._take_command = take_command
+        self._on_taken = on_taken
         self._max_credits = max_credits
         self._on_error = on_error
         self._on_ok = on_ok
         self._loop = asyncio.get_running_loop()
-        self._parked: deque[asyncio.Future[None]] = deque()
+        self._parked: deque[asyncio.Future[ActiveJob | None]] = deque()
+        self._taken: deque[ActiveJob] = deque()  # taken while no slot was idle
         self._someone_parked = asyncio.Event()
         self._credits = 0
         self._closing = False
+        self._blocked = False  # a BZPOPMIN is out
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due_ms = 0
         self._task: asyncio.Task[None] | None = None
@@ -67,30 +80,29 @@ class Wakeups:
         """Start the marker waiter."""
         self._task = self._loop.create_task(self._wait_for_markers(), name="engine-marker-waiter")
 
-    async def park(self) -> None:
-        """Wait until woken (returns at once with a credit, or when closing)."""
+    async def park(self) -> ActiveJob | None:
+        """Wait for work: a job the waiter took for this slot, or None (a wake: look yourself,
+        or the engine is closing). Returns at once with a job waiting or a credit."""
+        if self._taken:
+            return self._taken.popleft()
         if self._closing:
-            return
+            return None
         if self._credits:
             self._credits -= 1
-            return
-        future: asyncio.Future[None] = self._loop.create_future()
+            return None
+        future: asyncio.Future[ActiveJob | None] = self._loop.create_future()
         self._parked.append(future)
         self._someone_parked.set()
         try:
-            await future
+            return await future
         finally:
             if not future.done():  # cancelled while parked
                 self._parked.remove(future)
 
     def wake_one(self) -> None:
         """Wake one parked slot, or keep the wake for the next slot to park."""
-        while self._parked:
-            future = self._parked.popleft()
-            if not future.done():
-                future.set_result(None)
-                return
-        self._credits = min(self._credits + 1, self._max_credits)
+        if not self._hand_over(None):
+            self._credits = min(self._credits + 1, self._max_credits)
 
     def arm_delay(self, due_ms: int) -> None:
         """Wake a slot when the delayed job due at `due_ms` (epoch ms) can be promoted."""
@@ -108,46 +120,94 @@ class Wakeups:
         self.wake_one()
 
     async def close(self) -> None:
-        """Stop waiting for markers and release every parked slot."""
+        """Stop waiting for markers and release every parked slot.
+
+        A BZPOPMIN still out is ended with CLIENT UNBLOCK, so the moveToActive behind it runs
+        now rather than after this engine is gone: a job it takes is handed to a slot, which
+        runs it while the engine closes, instead of lying unrun until its lock lapses.
+        """
         self._closing = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        task = self._task
+        if task is not None and not task.done():
+            self._someone_parked.set()  # a waiter waiting for a parked slot: let it see closing
+            if self._blocked and self._bconn.client_id is not None:
+                try:
+                    await asyncio.wait_for(
+                        self._control.execute("CLIENT", "UNBLOCK", self._bconn.client_id), CLOSE_WAIT_S
+                    )
+                except (TimeoutError, BrokerConnectionError, ReplyError) as exc:
+                    logger.info("marker waiter not unblocked: %s", exc)
+            try:
+                await asyncio.wait_for(asyncio.shield(task), CLOSE_WAIT_S)
+            except TimeoutError:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         while self._parked:
             future = self._parked.popleft()
             if not future.done():
-                future.set_result(None)
+                future.set_result(self._taken.popleft() if self._taken else None)
+
+    def _hand_over(self, job: ActiveJob | None) -> bool:
+        """Give `job` (or a wake, None) to a parked slot; False when none is parked."""
+        while self._parked:
+            future = self._parked.popleft()
+            if not future.done():
+                future.set_result(job)
+                return True
+        return False
+
+    def _taken_job(self, job: ActiveJob) -> None:
+        self._on_taken(job)
+        if not self._hand_over(job):
+            self._taken.append(job)
 
     async def _wait_for_markers(self) -> None:
         backoff = 0.1
         while not self._closing:
             if not self._parked:
-                # Nobody to wake: leave the marker in Redis for whoever asks next.
+                # Nobody to hand work to: leave the marker in Redis for whoever asks next.
                 self._someone_parked.clear()
                 await self._someone_parked.wait()
                 continue
+            token, take = self._take_command()
+            self._blocked = True
             try:
-                reply = await self._bconn.execute("BZPOPMIN", self._marker_key, BLOCK_TIMEOUT_S)
+                marker, taken = await self._bconn.pipeline(
+                    [("BZPOPMIN", self._marker_key, BLOCK_TIMEOUT_S), take]
+                )
             except BrokerConnectionError as exc:
                 self._on_error(exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
                 self.wake_one()  # markers may have been lost with the old Redis: look once
                 continue
-            except ReplyError as exc:
-                logger.error("BZPOPMIN on %s failed: %s", self._marker_key, exc)
-                await asyncio.sleep(1.0)
-                continue
+            finally:
+                self._blocked = False
             backoff = 0.1
             self._on_ok()
-            if reply is None:
-                self.wake_one()  # a quiet 10 s: one look, in case a wake went astray
-                continue
-            due_ms = int(float(reply[2]))
-            if due_ms > time.time() * 1000:
-                self.arm_delay(due_ms)  # a delayed job was queued: due later
-            else:
+            self._read_marker(marker)
+            if isinstance(taken, ReplyError):
+                # NOSCRIPT (scripts flushed) or a script error: a slot looks on the engine's
+                # connection, which reloads scripts; this one reloads its own for next time.
+                logger.warning("moveToActive behind the marker wait failed: %s", taken)
+                await self._bconn.reload_scripts()
                 self.wake_one()
+                continue
+            found = parse_next(taken, token)
+            if found.job is not None:
+                self._taken_job(found.job)
+            elif found.delay_until_ms:
+                self.arm_delay(found.delay_until_ms)
+
+    def _read_marker(self, marker: object) -> None:
+        """A popped marker of a delayed job arms the timer; the rest needs nothing more: the
+        moveToActive behind the wait has already looked for a job."""
+        if isinstance(marker, ReplyError):
+            logger.error("BZPOPMIN on %s failed: %s", self._marker_key, marker)
+        elif isinstance(marker, list) and len(marker) > 2:
+            due_ms = int(float(marker[2]))
+            if due_ms > time.time() * 1000:
+                self.arm_delay(due_ms)
