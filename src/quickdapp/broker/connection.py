@@ -159,12 +159,7 @@ class Connection:
         until it returns, which then run at once."""
         if self._protocol is None or self._connecting is not None:
             await self._ensure_connected()
-        futures: list[asyncio.Future[Any]] = []
-        for command in commands:
-            future: asyncio.Future[Any] = self._loop.create_future()
-            self._enqueue(_pack(command), future)
-            futures.append(future)
-        replies = await asyncio.gather(*futures, return_exceptions=True)
+        replies = await self._replies(commands)
         for reply in replies:
             if isinstance(reply, BaseException) and not isinstance(reply, ReplyError):
                 raise reply
@@ -298,18 +293,22 @@ class Connection:
         if self._track_client_id:  # so that its blocked call can be ended (CLIENT UNBLOCK)
             commands.append(("CLIENT", "ID"))
         commands.extend(("SCRIPT", "LOAD", text) for text in self._scripts.values())
-        futures = []
-        for command in commands:
-            future: asyncio.Future[Any] = self._loop.create_future()
-            self._enqueue(_pack(command), future)
-            futures.append(future)
-        results = await asyncio.gather(*futures, return_exceptions=True)
+        results = await self._replies(commands)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
         if self._track_client_id:
             client_id = results[asks_id]
             self.client_id = client_id if isinstance(client_id, int) else None
+
+    async def _replies(self, commands: Sequence[Command]) -> list[Any]:
+        """Send `commands` back to back; their replies, each error in its place."""
+        futures: list[asyncio.Future[Any]] = []
+        for command in commands:
+            future: asyncio.Future[Any] = self._loop.create_future()
+            self._enqueue(_pack(command), future)
+            futures.append(future)
+        return await asyncio.gather(*futures, return_exceptions=True)
 
     def _on_lost(self, protocol: _Protocol, exc: Exception | None) -> None:
         if protocol is not self._protocol:
