@@ -34,13 +34,14 @@ async def test_recording_the_same_attempt_twice_keeps_one_row(app: ServerApp) ->
     assert sorted((r.attempt, r.status) for r in rows) == [(1, "completed"), (2, "completed")]
 
 
-async def test_a_nul_character_is_stored_as_the_replacement_character(app: ServerApp) -> None:
+async def test_text_postgresql_cannot_hold_is_stored_without_stalling_the_batch(app: ServerApp) -> None:
     # PostgreSQL's text cannot hold U+0000: without care one attempt would stall the trail.
     await record_job_executions(
         app.sessions,
         [
             execution("nul", status="failed", data={"k\x00": "v\x00"}, result="r\x00", error="e\x00"),
             execution("literal", error="\\u0000 stays text"),
+            execution("nan", result={"ratio": float("nan")}),
         ],
     )
 
@@ -51,6 +52,7 @@ async def test_a_nul_character_is_stored_as_the_replacement_character(app: Serve
         "e\ufffd",
     )
     assert rows["literal"].error == "\\u0000 stays text"
+    assert rows["nan"].result == "{'ratio': nan}"
 
 
 async def test_history_filters_and_pages_newest_first(app: ServerApp) -> None:

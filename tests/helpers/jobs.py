@@ -49,6 +49,11 @@ async def flaky_job(ctx: JobContext[FlakyData]) -> dict[str, Any]:
     return {"succeeded_on_attempt": ctx.attempt}
 
 
+async def not_json_job(ctx: JobContext[EchoData]) -> dict[str, Any]:
+    """Returns what JSON cannot hold (NaN), as a computation gone wrong might."""
+    return {"ratio": float("nan")}
+
+
 RUNS_KEY = "test:runs"
 
 
@@ -77,6 +82,7 @@ JOBS = [
     ),
     JobDefinition(name="echo", model=EchoData, priority=20, handler=echo_job),
     JobDefinition(name="flaky", model=FlakyData, priority=20, handler=flaky_job),
+    JobDefinition(name="notJson", model=EchoData, priority=20, handler=not_json_job),
     JobDefinition(name="recordRun", model=RecordData, priority=20, handler=record_run),
     JobDefinition(
         name="exclusiveRecordRun", model=RecordData, priority=20, handler=record_run, exclusive=True

@@ -36,6 +36,25 @@ async def test_success_and_failure_are_recorded_with_result_and_error_text(
         assert row.duration_ms == round((row.completed_at - row.started_at).total_seconds() * 1000)
 
 
+async def test_a_return_value_json_cannot_hold_fails_the_attempt_in_bullmq_and_the_audit(
+    app: ServerApp, start_worker: StartWorker
+) -> None:
+    await start_worker()
+    manager = app.queue_manager
+    nan = await manager.submit_job("notJson", {}, attempts=3)
+    after = await manager.submit_job("echo", {"value": "still here"})
+    outcome = await manager.wait_until_finished(nan, timeout=10)
+    await manager.wait_until_finished(after, timeout=10)
+    await audit_stored(app.redis)  # the writer is not stuck on a row the database refuses
+
+    assert outcome["state"] == "failed"  # at once: no retry makes it JSON
+    assert "return value is not JSON" in outcome["failedReason"]
+    [row] = (await get_job_history(app.sessions, type="notJson")).items
+    assert (row.status, row.result) == ("failed", None)
+    assert "return value is not JSON" in (row.error or "")
+    assert [r.result for r in (await get_job_history(app.sessions, type="echo")).items] == ["still here"]
+
+
 async def test_each_retry_is_its_own_row(app: ServerApp, start_worker: StartWorker) -> None:
     await start_worker()
     job_id = await app.queue_manager.submit_job(

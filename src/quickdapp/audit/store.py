@@ -131,7 +131,8 @@ def _columns(executions: Sequence[JobExecution]) -> dict[str, list[Any]]:
     SQLAlchemy's JSON type stores it), times in UTC.
 
     PostgreSQL's text and jsonb cannot hold U+0000, and one such character would make it refuse
-    the whole batch again and again: it is stored as U+FFFD, the replacement character.
+    the whole batch again and again: it is stored as U+FFFD, the replacement character. JSON
+    that jsonb refuses (NaN, infinities: workers no longer write them) is kept as its text.
     """
     completed = [e.completed_at.astimezone(UTC) for e in executions]
     return {
@@ -159,7 +160,10 @@ def _pg_text(value: str | None) -> str | None:
 
 
 def _pg_json(value: Any) -> str:
-    encoded = _json(value)
+    try:
+        encoded = json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except ValueError:  # NaN or an infinity, which jsonb refuses: kept as text
+        encoded = _json(repr(value))
     return _NUL_ESCAPE.sub(r"\1\\ufffd", encoded) if "\\u0000" in encoded else encoded
 
 

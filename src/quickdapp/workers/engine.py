@@ -56,6 +56,7 @@ class Outcome:
     error: BaseException | None = None  # None: completed
     retry: bool = True  # False: fail now without further attempts (a permanent error)
     context: Any = None  # the caller's own: handed back to finish_extras and on_finished
+    value_json: str | None = None  # `value` as compact JSON, when the caller encoded it already
 
 
 class DeferredFailure(Exception):
@@ -339,7 +340,7 @@ class Engine:
         }
         if outcome.error is None:
             try:
-                value = json.dumps(outcome.value, separators=(",", ":"), allow_nan=False)
+                value = outcome.value_json or to_json(outcome.value)
             except (TypeError, ValueError) as exc:
                 outcome = Outcome(error=TypeError(f"return value is not JSON: {exc}"))
             else:
@@ -480,6 +481,11 @@ class Engine:
         task = asyncio.create_task(guarded())
         self._callbacks.add(task)
         task.add_done_callback(self._callbacks.discard)
+
+
+def to_json(value: Any) -> str:
+    """A return value as BullMQ stores it: compact JSON, NaN and infinities refused."""
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
 
 
 def _is_noscript(reply: Any) -> bool:

@@ -23,7 +23,7 @@ from quickdapp.errors import PermanentJobError
 from quickdapp.jobs.registry import JobRegistry
 from quickdapp.jobs.types import JobContext, JobReporter, JobResources
 from quickdapp.queue.payload import Payload, PayloadFormError, read_payload
-from quickdapp.workers.engine import DeferredFailure, Engine, Outcome
+from quickdapp.workers.engine import DeferredFailure, Engine, Outcome, to_json
 from quickdapp.workers.hooks import Hooks
 
 logger = logging.getLogger(__name__)
@@ -41,6 +41,10 @@ class JobLogger(logging.LoggerAdapter[logging.Logger]):
 
 class PoisonJobError(PermanentJobError):
     """A job in Redis that cannot be read as a job of this system: no retry can help."""
+
+
+class ResultNotJsonError(PermanentJobError):
+    """A handler returned what JSON cannot hold (NaN, an object...): BullMQ cannot store it."""
 
 
 class JobProcessor:
@@ -66,10 +70,14 @@ class JobProcessor:
             await self._hooks.after(closing, recorded=False)
             raise
         except Exception as exc:
-            permanent = isinstance(exc, PermanentJobError)
-            execution = _finished(attempt, "failed", error=describe_error(exc))
-            return Outcome(error=exc, retry=not permanent, context=execution)
-        return Outcome(value=result, context=_finished(attempt, "completed", result=result))
+            return _failed(attempt, exc)
+        try:
+            encoded = to_json(result)
+        except (TypeError, ValueError) as exc:
+            # Failed here, not by the engine, so that the audit row says so too.
+            return _failed(attempt, ResultNotJsonError(f"return value is not JSON: {exc}"))
+        execution = _finished(attempt, "completed", result=result)
+        return Outcome(value=result, context=execution, value_json=encoded)
 
     def finish_extras(self, job: ActiveJob, outcome: Outcome) -> Sequence[Command]:
         """The hooks' commands for the transaction that ends this attempt in BullMQ."""
@@ -173,6 +181,12 @@ def _attempt(job: ActiveJob) -> tuple[Attempt, PermanentJobError | None]:
 def _job_logger(job_type: str) -> logging.Logger:
     """The logger of a job type's handlers (looked up once per type)."""
     return logging.getLogger(f"quickdapp.job.{job_type}")
+
+
+def _failed(attempt: Attempt, error: Exception) -> Outcome:
+    permanent = isinstance(error, PermanentJobError)
+    execution = _finished(attempt, "failed", error=describe_error(error))
+    return Outcome(error=error, retry=not permanent, context=execution)
 
 
 def _unrun_reason(job: ActiveJob, error: BaseException) -> str:
