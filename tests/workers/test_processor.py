@@ -55,6 +55,27 @@ async def test_a_return_value_json_cannot_hold_fails_the_attempt_in_bullmq_and_t
     assert [r.result for r in (await get_job_history(app.sessions, type="echo")).items] == ["still here"]
 
 
+async def test_jobs_of_other_producers_that_fit_no_column_do_not_stall_the_audit(
+    app: ServerApp, start_worker: StartWorker
+) -> None:
+    await start_worker()
+    manager = app.queue_manager
+    # Another producer (a Node service) may name a job, choose its id or a userId at will.
+    long = await manager.queue.add("n" * 150, {"userId": None, "data": {}}, {"jobId": "i" * 300})
+    huge = await manager.queue.add("echo", {"userId": 2**70, "data": {}})
+    after = await manager.submit_job("echo", {"value": "still here"})
+    for job_id in (long.id, huge.id, after):
+        await manager.wait_until_finished(job_id, timeout=10)
+    await audit_stored(app.redis)
+
+    rows = {row.job_id: row for row in (await get_job_history(app.sessions)).items}
+    assert rows[after].result == "still here"
+    [stray] = [row for row in rows.values() if row.job_id.startswith("iii")]
+    assert (stray.status, stray.type) == ("failed", "n" * 100)  # cut to the column
+    assert (rows[huge.id].status, rows[huge.id].user_id) == ("failed", None)
+    assert "userId must be an integer in 0.." in (rows[huge.id].error or "")
+
+
 async def test_each_retry_is_its_own_row(app: ServerApp, start_worker: StartWorker) -> None:
     await start_worker()
     job_id = await app.queue_manager.submit_job(

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Table, text
+from sqlalchemy import String, Table, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from quickdapp.attempts import JobExecution
@@ -38,7 +39,7 @@ async def record_job_executions(
     and the caller acknowledges it once this returns.
     """
     unique: dict[tuple[str, int], JobExecution] = {}
-    for execution in executions:
+    for execution in map(_fitting, executions):
         unique.setdefault((execution.job_id, execution.attempt), execution)
     if not unique:
         return 0
@@ -57,6 +58,27 @@ async def record_job_executions(
         stored = [StoredAttempt(*row) for row in inserted]
         await add_to_rollups(session, stored)
     return len(stored)
+
+
+_TABLE: Table = WorkerJob.__table__  # type: ignore[assignment]
+
+
+def _width(column: str) -> int:
+    kind = _TABLE.c[column].type
+    assert isinstance(kind, String) and kind.length is not None
+    return kind.length
+
+
+_JOB_ID_LENGTH, _TYPE_LENGTH = _width("job_id"), _width("type")
+
+
+def _fitting(execution: JobExecution) -> JobExecution:
+    """`execution` with a job id and type cut to their columns' widths: another producer may
+    name a job at any length, and PostgreSQL would refuse the whole batch again and again."""
+    if len(execution.job_id) <= _JOB_ID_LENGTH and len(execution.type) <= _TYPE_LENGTH:
+        return execution
+    job_id, job_type = execution.job_id[:_JOB_ID_LENGTH], execution.type[:_TYPE_LENGTH]
+    return replace(execution, job_id=job_id, type=job_type)
 
 
 _COLUMNS = {
@@ -173,8 +195,7 @@ def _json(value: Any) -> str:
 
 @cache
 def _insert(dialect: str) -> Any:
-    table: Table = WorkerJob.__table__  # type: ignore[assignment]
-    columns = table.c
-    return skip_statement(dialect, table, ("job_id", "attempt")).returning(
+    columns = _TABLE.c
+    return skip_statement(dialect, _TABLE, ("job_id", "attempt")).returning(
         columns.type, columns.status, columns.created_at, columns.duration_ms
     )

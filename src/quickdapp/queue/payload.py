@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from quickdapp.errors import PermanentJobError
+from quickdapp.limits import MAX_BIGINT, check_user_id
 
 # `owner` marks who manages a job scheduler's runs (queue/schedules.py marks its own).
 PAYLOAD_KEYS = frozenset({"userId", "data", "owner"})
@@ -47,8 +48,12 @@ def read_payload(raw: Any) -> Payload:
     if unknown:
         raise _not_in_form(f"unexpected keys {', '.join(unknown)}")
     user_id = raw.get("userId")
-    if user_id is not None and (not isinstance(user_id, int) or isinstance(user_id, bool)):
-        raise PayloadFormError(f"job payload: userId must be an integer or null, got {user_id!r}")
+    try:
+        check_user_id(user_id)
+    except ValueError:
+        raise PayloadFormError(
+            f"job payload: userId must be an integer in 0..{MAX_BIGINT} or null, got {user_id!r}"
+        ) from None
     return Payload(user_id=user_id, data=raw.get("data"))
 
 
