@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -86,6 +87,41 @@ async def test_an_entry_that_is_not_an_attempt_is_dropped_and_the_rest_stored(
         await audit_stored(app.redis)
     assert await _rows(app.sessions) == 2
     assert sum("dropping audit stream entry" in r.message for r in caplog.records) == 2
+
+
+async def test_a_row_the_database_refuses_is_dropped_and_the_rest_of_its_batch_stored(
+    app: ServerApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A lone surrogate (invalid UTF-8 a foreign producer stored, read with surrogateescape):
+    # PostgreSQL refuses that row whatever is done, and it must not hold back the others.
+    poison = replace(_execution("poison"), error="bad byte \udcff")
+    for execution in (_execution("a"), _execution("b"), poison, _execution("c")):
+        await _add(app.redis, execution)
+    stop = asyncio.Event()
+    writer = AuditWriter(app.settings.redis_url, app.sessions, consumer="refusing")
+    with caplog.at_level(logging.ERROR, logger="quickdapp.audit.writer"):
+        task = asyncio.create_task(writer.run(stop))
+        try:
+            await audit_stored(app.redis)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 15)
+    assert await _rows(app.sessions) == 3
+    [dropped] = [r.message for r in caplog.records if "dropped" in r.message]
+    assert "job poison attempt 1 dropped: the database refuses it" in dropped
+
+
+async def test_a_batch_whose_every_row_is_refused_waits_in_redis(app: ServerApp) -> None:
+    # Nothing of it can be stored: the cause is not one row, so nothing is dropped.
+    for n in range(3):
+        await _add(app.redis, replace(_execution(f"bad{n}"), error="\udcff"))
+    stop = asyncio.Event()
+    task = asyncio.create_task(AuditWriter(app.settings.redis_url, app.sessions, consumer="w").run(stop))
+    await asyncio.sleep(1.0)
+    stop.set()
+    await asyncio.wait_for(task, 15)
+    assert await app.redis.xlen(AUDIT_STREAM) == 3
+    assert await _rows(app.sessions) == 0
 
 
 async def test_rows_of_a_database_outage_all_land_after_it(app: ServerApp) -> None:

@@ -1,8 +1,11 @@
 """The audit writer: moves attempts from the Redis stream into `worker_jobs`, a batch per commit.
 
 Entries are acknowledged (and deleted from the stream) only after their batch is committed, so
-a database that is slow, down or refusing a row delays the rows and loses none: while it is
-away the entries wait in Redis, and the writer retries the same batch until it lands. Several
+a database that is slow or down delays the rows and loses none: while it is away the entries
+wait in Redis, and the writer retries the same batch until it lands. A row the database refuses
+for what it holds, while it stores the rest of its batch, is dropped with an error logged (the
+store already makes the known cases fit: U+0000, NaN, over-long names), so that it cannot hold
+back every row after it; a batch of which nothing can be stored waits and is retried. Several
 writers (one per supervisor) share the stream as one consumer group; the pending entries of a
 writer that died are claimed by another after CLAIM_IDLE_MS. Storing is idempotent (unique
 (job_id, attempt)), so an entry stored twice is still one row.
@@ -150,6 +153,8 @@ class AuditWriter:
             try:
                 await record_job_executions(self._sessions, executions)
             except Exception as exc:
+                if _about_rows(exc) and await self._store_around_refused(executions):
+                    break
                 self._failed(exc, len(entries))
                 if self._out_of_time(drain_timeout):
                     return False
@@ -167,6 +172,47 @@ class AuditWriter:
             logger.warning("audit writer cannot acknowledge entries: %s: %s", type(exc).__name__, exc)
         return True
 
+    async def _store_around_refused(self, executions: list[JobExecution]) -> bool:
+        """After the database refused a batch for what a row holds: store the batch in parts
+        and drop, with an error logged, each row it refuses on its own, so that one row it
+        can never hold does not hold back every row after it. False (nothing dropped) when
+        no part could be stored: then the cause is not a row, and the batch is retried."""
+        refused = await self._isolate(executions) if len(executions) > 1 else None
+        if refused is None or len(refused) == len(executions):
+            return False
+        for execution, error in refused:
+            logger.error(
+                "audit row of job %s attempt %d dropped: the database refuses it: %s",
+                execution.job_id,
+                execution.attempt,
+                error,
+            )
+        self._stored()
+        return True
+
+    async def _isolate(
+        self, executions: list[JobExecution]
+    ) -> list[tuple[JobExecution, BaseException]] | None:
+        """Store `executions` (two or more) in halves, and halves of the halves that fail; the
+        rows refused on their own, or None when a part failed for another reason (the database
+        went away)."""
+        refused: list[tuple[JobExecution, BaseException]] = []
+        half = len(executions) // 2
+        for part in (executions[:half], executions[half:]):
+            try:
+                await record_job_executions(self._sessions, part)
+            except Exception as exc:
+                if not _about_rows(exc):
+                    return None
+                if len(part) == 1:
+                    refused.append((part[0], exc))
+                    continue
+                found = await self._isolate(part)
+                if found is None:
+                    return None
+                refused += found
+        return refused
+
     def _failed(self, error: BaseException, waiting: int) -> None:
         if self._failing_since is None:
             self._failing_since = time.monotonic()
@@ -182,6 +228,14 @@ class AuditWriter:
             seconds = time.monotonic() - self._failing_since
             self._failing_since = None
             logger.info("audit rows are stored again after %.1fs", seconds)
+
+
+def _about_rows(error: BaseException) -> bool:
+    """Whether PostgreSQL refused a statement for the values it was given (SQLSTATE classes
+    22, data exception, and 23, integrity constraint violation), not for a lost connection or
+    another cause that no row of its own can be blamed for."""
+    sqlstate = getattr(getattr(error, "orig", None), "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate[:2] in ("22", "23")
 
 
 def _entry(entry_id: str, fields: list[str] | None) -> Entry:
