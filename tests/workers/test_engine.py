@@ -6,9 +6,11 @@ import asyncio
 import base64
 import itertools
 import json
+import logging
 import time
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 from bullmq import Queue
 
@@ -240,6 +242,34 @@ async def test_close_of_an_idle_engine_runs_what_the_waiter_takes_as_it_unblocks
     assert recorder.count("unmarked") == 1
     assert await client.zscore("bull:jobs:completed", "unmarked") is not None
     assert (await state_counts(client))["active"] == 0
+
+
+async def test_jobs_still_start_after_a_script_flush_while_idle(
+    make_engine: MakeEngine, queue: Queue, client: aioredis.Redis
+) -> None:
+    recorder = Recorder()
+    await make_engine(process=returning_data(recorder))
+    await asyncio.sleep(0.2)  # idle: a moveToActive waits behind the marker wait
+    await client.script_flush()
+    first = await queue.add("first", {})
+    await wait_for(lambda: recorder.count(first.id), 5, "the job added after the flush")
+    await asyncio.sleep(0.2)  # idle again, on a connection that reloaded its scripts
+    second = await queue.add("second", {})
+    await wait_for(lambda: recorder.count(second.id), 5, "the next job")
+
+
+async def test_a_marker_key_of_the_wrong_type_is_not_read_in_a_tight_loop(
+    make_engine: MakeEngine, queue: Queue, client: aioredis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorder = Recorder()
+    await client.set("bull:jobs:marker", "not a sorted set")
+    with caplog.at_level(logging.ERROR, logger="quickdapp.workers.wakeups"):
+        await make_engine(process=returning_data(recorder))
+        await asyncio.sleep(1.5)
+    assert 1 <= sum("BZPOPMIN" in r.message for r in caplog.records) <= 3
+    await client.delete("bull:jobs:marker")
+    job = await queue.add("after", {})
+    await wait_for(lambda: recorder.count(job.id), 5, "a job once the key is repaired")
 
 
 async def test_job_scheduler_keeps_producing_iterations(make_engine: MakeEngine, queue: Queue) -> None:

@@ -188,26 +188,29 @@ class Wakeups:
                 self._blocked = False
             backoff = 0.1
             self._on_ok()
-            self._read_marker(marker)
-            if isinstance(taken, ReplyError):
-                # NOSCRIPT (scripts flushed) or a script error: a slot looks on the engine's
-                # connection, which reloads scripts; this one reloads its own for next time.
-                logger.warning("moveToActive behind the marker wait failed: %s", taken)
-                await self._bconn.reload_scripts()
-                self.wake_one()
-                continue
-            found = parse_next(taken, token)
-            if found.job is not None:
-                self._taken_job(found.job)
-            elif found.delay_until_ms:
-                self.arm_delay(found.delay_until_ms)
+            self._take_from(token, taken)
+            if isinstance(marker, ReplyError):  # the key is not a sorted set: do not spin
+                logger.error("BZPOPMIN on %s failed: %s", self._marker_key, marker)
+                await asyncio.sleep(1.0)
+            elif isinstance(marker, list) and len(marker) > 2:
+                due_ms = int(float(marker[2]))
+                if due_ms > time.time() * 1000:
+                    self.arm_delay(due_ms)  # a delayed job was queued: due later
+            # Any other marker needs nothing more: the moveToActive behind it has looked.
 
-    def _read_marker(self, marker: object) -> None:
-        """A popped marker of a delayed job arms the timer; the rest needs nothing more: the
-        moveToActive behind the wait has already looked for a job."""
-        if isinstance(marker, ReplyError):
-            logger.error("BZPOPMIN on %s failed: %s", self._marker_key, marker)
-        elif isinstance(marker, list) and len(marker) > 2:
-            due_ms = int(float(marker[2]))
-            if due_ms > time.time() * 1000:
-                self.arm_delay(due_ms)
+    def _take_from(self, token: str, taken: object) -> None:
+        """Hand over the job the moveToActive behind the wait took, if any."""
+        if isinstance(taken, ReplyError):
+            # NOSCRIPT (scripts flushed) or a script error: a slot looks on the engine's
+            # connection, which reloads its scripts after a NOSCRIPT; this connection reloads
+            # them when it reconnects.
+            logger.warning("moveToActive behind the marker wait failed: %s", taken)
+            if str(taken).startswith("NOSCRIPT"):
+                self._bconn.abort()
+            self.wake_one()
+            return
+        found = parse_next(taken, token)
+        if found.job is not None:
+            self._taken_job(found.job)
+        elif found.delay_until_ms:
+            self.arm_delay(found.delay_until_ms)
