@@ -389,12 +389,18 @@ def _packed_fields(fields: dict[str, str]) -> bytes:
     return packed
 
 
+def is_noscript(reply: object) -> bool:
+    """Whether `reply` is Redis's NOSCRIPT error: the script is not loaded (flushed, or Redis
+    restarted) and the call ran nothing."""
+    return isinstance(reply, ReplyError) and str(reply).startswith("NOSCRIPT")
+
+
 async def call(conn: Connection, command: Sequence[Arg]) -> Any:
     """Run one EVALSHA; after a NOSCRIPT (scripts flushed while connected) reload and retry once."""
     try:
         return await conn.execute(*command)
     except ReplyError as exc:
-        if not str(exc).startswith("NOSCRIPT"):
+        if not is_noscript(exc):
             raise
     await conn.reload_scripts()
     return await conn.execute(*command)
@@ -408,7 +414,7 @@ async def call_all(conn: Connection, commands: Sequence[Sequence[Arg]]) -> list[
         error = next((reply for reply in replies if isinstance(reply, ReplyError)), None)
         if error is None:
             return replies
-        if not str(error).startswith("NOSCRIPT"):
+        if not is_noscript(error):
             raise error
         await conn.reload_scripts()
 

@@ -412,7 +412,7 @@ class Engine:
                 if extras:
                     replies = await conn.transaction([*extras, command])
                     reply = replies[-1]
-                    if _is_noscript(reply):
+                    if bull.is_noscript(reply):
                         # BullMQ's script was flushed (SCRIPT FLUSH while connected): the
                         # extras ran alone, so they must tolerate running again.
                         await conn.reload_scripts()
@@ -486,10 +486,6 @@ class Engine:
 def to_json(value: Any) -> str:
     """A return value as BullMQ stores it: compact JSON, NaN and infinities refused."""
     return json.dumps(value, separators=(",", ":"), allow_nan=False)
-
-
-def _is_noscript(reply: Any) -> bool:
-    return isinstance(reply, ReplyError) and str(reply).startswith("NOSCRIPT")
 
 
 def _stacktrace(job: ActiveJob, error: BaseException) -> str:

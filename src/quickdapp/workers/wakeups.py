@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 
 from quickdapp.broker.connection import Arg, BrokerConnectionError, Connection, ReplyError
 from quickdapp.broker.job import ActiveJob, parse_next
+from quickdapp.broker.scripts import is_noscript
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +206,7 @@ class Wakeups:
             # connection, which reloads its scripts after a NOSCRIPT; this connection reloads
             # them when it reconnects.
             logger.warning("moveToActive behind the marker wait failed: %s", taken)
-            if str(taken).startswith("NOSCRIPT"):
+            if is_noscript(taken):
                 self._bconn.abort()
             self.wake_one()
             return
