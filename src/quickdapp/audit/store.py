@@ -185,12 +185,8 @@ def _pg_json(value: Any) -> str:
     try:
         encoded = json.dumps(value, separators=(",", ":"), allow_nan=False)
     except ValueError:  # NaN or an infinity, which jsonb refuses: kept as text
-        encoded = _json(repr(value))
+        encoded = json.dumps(repr(value))
     return _NUL_ESCAPE.sub(r"\1\\ufffd", encoded) if "\\u0000" in encoded else encoded
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
 
 
 @cache

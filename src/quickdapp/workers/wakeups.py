@@ -146,10 +146,10 @@ class Wakeups:
             except TimeoutError:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-        while self._parked:
-            future = self._parked.popleft()
-            if not future.done():
-                future.set_result(self._taken.popleft() if self._taken else None)
+        # Release every parked slot. None has a job waiting for it: a slot parks only while no
+        # taken job waits, and a job waits only while no slot is parked.
+        while self._hand_over(None):
+            pass
 
     def _hand_over(self, job: ActiveJob | None) -> bool:
         """Give `job` (or a wake, None) to a parked slot; False when none is parked."""
