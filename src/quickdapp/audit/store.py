@@ -18,6 +18,7 @@ from quickdapp.audit.histogram import sql_duration_bin
 from quickdapp.audit.rollups import StoredAttempt, add_to_rollups
 from quickdapp.db.schema import WorkerJob
 from quickdapp.db.upsert import skip_statement
+from quickdapp.json_text import compact
 
 
 async def record_job_execution(
@@ -183,7 +184,7 @@ def _pg_text(value: str | None) -> str | None:
 
 def _pg_json(value: Any) -> str:
     try:
-        encoded = json.dumps(value, separators=(",", ":"), allow_nan=False)
+        encoded = compact(value)
     except ValueError:  # NaN or an infinity, which jsonb refuses: kept as text
         encoded = json.dumps(repr(value))
     return _NUL_ESCAPE.sub(r"\1\\ufffd", encoded) if "\\u0000" in encoded else encoded

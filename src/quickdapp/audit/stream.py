@@ -19,6 +19,7 @@ from typing import Any
 from quickdapp.attempts import JobExecution
 from quickdapp.audit.stalled import stalled_execution
 from quickdapp.broker.job import StalledAttempt
+from quickdapp.json_text import compact_or_text
 from quickdapp.limits import AUDIT_DATA_MAX_BYTES
 
 logger = logging.getLogger(__name__)
@@ -63,8 +64,7 @@ def encode(execution: JobExecution) -> str:
 
 
 def _json(value: Any) -> str:
-    # default=str: a result JSON cannot hold is kept as its text.
-    return json.dumps(value, separators=(",", ":"), default=str)
+    return compact_or_text(value)  # a result JSON cannot hold is kept as its text
 
 
 def _bounded(value: Any) -> Any:

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from quickdapp.config import Settings
 from quickdapp.errors import JobBatchError, PayloadTooLargeError, PermanentJobError
 from quickdapp.jobs.registry import MAX_PRIORITY, JobRegistry
+from quickdapp.json_text import compact
 from quickdapp.keys import (
     EVENTS,
     JOB_STATES,
@@ -131,7 +132,7 @@ class QueueManager:
             model.model_dump(mode="json", by_alias=True, exclude_none=True),
         )
         try:
-            text = json.dumps(payload, separators=(",", ":"), allow_nan=False)
+            text = compact(payload)
         except (ValueError, RecursionError) as exc:  # NaN, or nesting deeper than JSON tools go
             raise ValueError(f"job data cannot be stored as JSON: {type(exc).__name__}") from None
         limit = self._settings.max_job_payload_bytes

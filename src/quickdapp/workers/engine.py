@@ -40,6 +40,7 @@ from quickdapp.broker import scripts as bull
 from quickdapp.broker.connection import Arg, BrokerConnectionError, Connection, ReplyError
 from quickdapp.broker.job import ActiveJob, parse_next
 from quickdapp.broker.job_scheduler import next_iteration
+from quickdapp.json_text import compact, compact_or_text
 from quickdapp.workers.lock_renewal import OnStalled, Upkeep
 from quickdapp.workers.wakeups import Wakeups
 
@@ -189,7 +190,7 @@ class Engine:
 
     async def update_progress(self, job: ActiveJob, value: Any) -> None:
         """Store a job's progress (any JSON value) and emit BullMQ's `progress` event."""
-        progress = json.dumps(value, separators=(",", ":"), allow_nan=False)
+        progress = compact(value)
         reply = await bull.call(self._connection(), self.scripts.update_progress(job.id, progress))
         if isinstance(reply, int) and reply < 0:
             raise KeyError(f"job {job.id} no longer exists")
@@ -340,7 +341,7 @@ class Engine:
         }
         if outcome.error is None:
             try:
-                value = outcome.value_json or to_json(outcome.value)
+                value = outcome.value_json or compact(outcome.value)
             except (TypeError, ValueError) as exc:
                 outcome = Outcome(error=TypeError(f"return value is not JSON: {exc}"))
             else:
@@ -483,11 +484,6 @@ class Engine:
         task.add_done_callback(self._callbacks.discard)
 
 
-def to_json(value: Any) -> str:
-    """A return value as BullMQ stores it: compact JSON, NaN and infinities refused."""
-    return json.dumps(value, separators=(",", ":"), allow_nan=False)
-
-
 def _stacktrace(job: ActiveJob, error: BaseException) -> str:
     """The job's stack traces with this error's appended (bullmq keeps one per attempt)."""
     try:
@@ -502,4 +498,4 @@ def _stacktrace(job: ActiveJob, error: BaseException) -> str:
         stack = []
     elif isinstance(limit, int) and limit > 0:
         stack = stack[-limit:]
-    return json.dumps(stack, separators=(",", ":"))
+    return compact_or_text(stack)

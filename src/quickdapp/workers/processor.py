@@ -22,8 +22,9 @@ from quickdapp.broker.job import ActiveJob
 from quickdapp.errors import PermanentJobError
 from quickdapp.jobs.registry import JobRegistry
 from quickdapp.jobs.types import JobContext, JobReporter, JobResources
+from quickdapp.json_text import compact
 from quickdapp.queue.payload import Payload, PayloadFormError, read_payload
-from quickdapp.workers.engine import DeferredFailure, Engine, Outcome, to_json
+from quickdapp.workers.engine import DeferredFailure, Engine, Outcome
 from quickdapp.workers.hooks import Hooks
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ class JobProcessor:
         except Exception as exc:
             return _failed(attempt, exc)
         try:
-            encoded = to_json(result)
+            encoded = compact(result)
         except (TypeError, ValueError) as exc:
             # Failed here, not by the engine, so that the audit row says so too.
             return _failed(attempt, ResultNotJsonError(f"return value is not JSON: {exc}"))
