@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings
-from quickdapp.metrics import mark_process_dead, prepare_metrics_dir
+from quickdapp.metrics import FLUSH_S, mark_process_dead, prepare_metrics_dir
 from quickdapp.web.app import create_app
 from tests.helpers.processes import QuickdappProcess, StartQuickdapp
 from tests.helpers.waiting import eventually
@@ -51,6 +51,19 @@ async def _scrape(settings: Settings, app: ServerApp, metrics_dir: Path) -> dict
     return samples
 
 
+async def _scraped(
+    settings: Settings, app: ServerApp, metrics_dir: Path, attempts: int
+) -> dict[str, float]:
+    """A scrape once the workers' files count `attempts` attempts: a worker writes its counts
+    once a second (metrics.FLUSH_S), so the last ones may be on their way."""
+
+    async def counted() -> dict[str, float] | None:
+        samples = await _scrape(settings, app, metrics_dir)
+        return samples if _total(samples, "bullmq_jobs_total") >= attempts else None
+
+    return await eventually(counted, 10 * FLUSH_S, f"{attempts} attempts in /metrics")
+
+
 def _total(samples: dict[str, float], name: str, **labels: str) -> float:
     wanted = [f"{k}={v}" for k, v in labels.items()]
     return sum(
@@ -80,8 +93,7 @@ async def test_counters_from_two_worker_processes_add_up_and_depths_match_health
         await manager.submit_job("echo", {}, delay=3_600_000)
     await manager.queue.pause()
 
-    samples = await _scrape(settings, app, metrics_dir)
-
+    samples = await _scraped(settings, app, metrics_dir, attempts=30)
     done = _total(samples, "bullmq_jobs_total", job_type="sleep", queue="jobs", status="completed")
     failed = _total(samples, "bullmq_jobs_total", job_type="flaky", status="failed")
     assert (done, failed) == (24, 6)
@@ -122,5 +134,5 @@ async def test_counters_survive_a_worker_restart(
     for job_id in [await manager.submit_job("echo", {}) for _ in range(3)]:
         await manager.wait_until_finished(job_id, 30)
 
-    samples = await _scrape(settings, app, metrics_dir)
+    samples = await _scraped(settings, app, metrics_dir, attempts=8)
     assert _total(samples, "bullmq_jobs_total", job_type="echo", status="completed") == 8

@@ -21,7 +21,7 @@ from quickdapp.broker.job import StalledAttempt
 from quickdapp.config import Settings
 from quickdapp.keys import PREFIX, QUEUE_NAME
 from quickdapp.logs import configure_logging
-from quickdapp.metrics import enable_multiprocess
+from quickdapp.metrics import enable_multiprocess, flush_job_metrics
 from quickdapp.queue.job_options import KEEP_COMPLETED, KEEP_FAILED
 from quickdapp.redaction import redact
 from quickdapp.signals import on_stop_signals
@@ -131,6 +131,7 @@ async def run_worker(
     await stop.wait()
     timeout = settings.worker_shutdown_timeout if shutdown_timeout is None else shutdown_timeout
     abandoned = await _close_engine(engine, timeout)
+    flush_job_metrics()  # what the last second's attempts counted
     if writing is not None:
         writer_stop.set()
         await writing
