@@ -10,6 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from quickdapp.broker.connection import (
+    WRITE_EVERY,
     BrokerConnectionError,
     Connection,
     ConnectionClosedError,
@@ -36,21 +37,24 @@ async def test_replies_stay_in_order_under_concurrency(redis_url: str) -> None:
         await conn.close()
 
 
-async def test_one_write_carries_every_command_of_a_loop_pass(redis_url: str) -> None:
+async def test_commands_of_a_loop_pass_go_out_together_a_few_at_a_time(redis_url: str) -> None:
     conn = Connection(redis_url)
     try:
         await conn.connect()
-        writes: list[int] = []
+        pings: list[int] = []  # PINGs per write
         transport = conn._protocol.transport  # type: ignore[union-attr]
         original = transport.write  # type: ignore[union-attr]
 
         def counting_write(data: bytes) -> None:
-            writes.append(len(data))
+            pings.append(data.count(b"PING"))
             original(data)
 
         transport.write = counting_write  # type: ignore[union-attr,method-assign]
-        await asyncio.gather(*(conn.execute("PING") for _ in range(100)))
-        assert len(writes) <= 2  # the first goes out at once, the other 99 in one write
+        replies = await asyncio.gather(*(conn.execute("PING") for _ in range(20)))
+        assert replies == ["PONG"] * 20
+        # The first at once (nothing in flight); the rest gathered, written every WRITE_EVERY
+        # and at the end of the pass.
+        assert pings == [1, WRITE_EVERY, WRITE_EVERY, 19 - 2 * WRITE_EVERY]
     finally:
         await conn.close()
 
