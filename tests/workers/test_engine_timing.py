@@ -48,6 +48,30 @@ async def test_sparse_arrivals_start_at_once_with_a_delayed_job_pending(
     assert await client.zcard("bull:jobs:delayed") == 1
 
 
+async def test_a_burst_fills_the_idle_slots_in_a_few_rounds_of_the_marker_waiter(
+    make_engine: MakeEngine, queue: Queue, client: aioredis.Redis
+) -> None:
+    # One job per round of the waiter (BZPOPMIN, then a moveToActive) filled 100 idle slots
+    # in 100 round trips, the last starting ~25 ms after the first here; each round now wakes
+    # as many idle slots as jobs still wait, and they take theirs in parallel.
+    recorder = Recorder()
+    release = asyncio.Event()
+
+    async def held(job: ActiveJob) -> Outcome:
+        recorder.saw(job)
+        await release.wait()
+        return Outcome(value=None)
+
+    await make_engine(process=held, concurrency=100)
+    await asyncio.sleep(0.2)  # every slot idle, the waiter blocked on the marker
+    await client.config_resetstat()
+    await queue.addBulk([{"name": "burst", "data": {"n": n}} for n in range(100)])
+    await wait_for(lambda: len(recorder.jobs) == 100, 5, "all 100 jobs started")
+    rounds = (await client.info("commandstats")).get("cmdstat_bzpopmin", {}).get("calls", 0)
+    release.set()
+    assert rounds <= 10, rounds
+
+
 async def test_delayed_jobs_start_on_a_timer_of_their_own(make_engine: MakeEngine, queue: Queue) -> None:
     recorder = Recorder()
     await make_engine(process=returning_data(recorder))

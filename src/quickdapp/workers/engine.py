@@ -153,6 +153,7 @@ class Engine:
             bconn,
             conn,
             self.scripts.keys["marker"],
+            waiting_keys=(self.scripts.keys["prioritized"], self.scripts.keys["wait"]),
             take_command=self._take_command,
             on_taken=self._taken,
             max_credits=self.concurrency,

@@ -6,7 +6,10 @@ engine blocks on that key with BZPOPMIN on its own connection, and only while so
 is idle. Right behind the BZPOPMIN it sends a moveToActive on the same connection: Redis
 holds it back until the BZPOPMIN returns and then runs it at once, so a job added to an idle
 queue is taken within the reply to the wait, without another round trip, and handed to an
-idle slot. The hand-out itself adds a new marker, so a burst of jobs is taken job after job.
+idle slot. The hand-out itself adds a new marker, so a burst of jobs is taken job after job;
+and since the same pipeline counts the jobs still waiting (ZCARD of the prioritized set, LLEN
+of the wait list), as many idle slots as there are such jobs are woken to take one each on the
+command connection meanwhile: 50 idle slots fill in a few round trips, not 50 in a row.
 
 Delayed jobs: Redis (at its default hz 10) notices that a BZPOPMIN timed out only on its
 100 ms tick, so the waiter does not rely on a timeout for them. moveToActive and the
@@ -47,6 +50,7 @@ class Wakeups:
         control: Connection,
         marker_key: str,
         *,
+        waiting_keys: tuple[str, str],
         take_command: TakeCommand,
         on_taken: Callable[[ActiveJob], None],
         max_credits: int,
@@ -56,6 +60,7 @@ class Wakeups:
         self._bconn = bconn
         self._control = control  # the engine's command connection: CLIENT UNBLOCK on close
         self._marker_key = marker_key
+        self._prioritized_key, self._wait_key = waiting_keys  # where due jobs wait
         self._take_command = take_command
         self._on_taken = on_taken
         self._max_credits = max_credits
@@ -176,8 +181,13 @@ class Wakeups:
             token, take = self._take_command()
             self._blocked = True
             try:
-                marker, taken = await self._bconn.pipeline(
-                    [("BZPOPMIN", self._marker_key, BLOCK_TIMEOUT_S), take]
+                marker, taken, prioritized, waiting = await self._bconn.pipeline(
+                    [
+                        ("BZPOPMIN", self._marker_key, BLOCK_TIMEOUT_S),
+                        take,
+                        ("ZCARD", self._prioritized_key),
+                        ("LLEN", self._wait_key),
+                    ]
                 )
             except BrokerConnectionError as exc:
                 self._on_error(exc)
@@ -190,6 +200,8 @@ class Wakeups:
             backoff = 0.1
             self._on_ok()
             self._take_from(token, taken)
+            for count in (prioritized, waiting):
+                self._wake_for(count)
             if isinstance(marker, ReplyError):  # the key is not a sorted set: do not spin
                 logger.error("BZPOPMIN on %s failed: %s", self._marker_key, marker)
                 await asyncio.sleep(1.0)
@@ -198,6 +210,12 @@ class Wakeups:
                 if due_ms > time.time() * 1000:
                     self.arm_delay(due_ms)  # a delayed job was queued: due later
             # Any other marker needs nothing more: the moveToActive behind it has looked.
+
+    def _wake_for(self, jobs: object) -> None:
+        """Wake up to `jobs` parked slots (a count Redis gave; not a number: none)."""
+        for _ in range(jobs if isinstance(jobs, int) else 0):
+            if not self._hand_over(None):
+                return
 
     def _take_from(self, token: str, taken: object) -> None:
         """Hand over the job the moveToActive behind the wait took, if any."""
