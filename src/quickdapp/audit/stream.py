@@ -27,16 +27,15 @@ logger = logging.getLogger(__name__)
 FIELD = "e"
 AUDIT_PREVIEW_CHARS = 1_000  # of a truncated value, kept in its place
 
-GUARDED_ADD = """
--- KEYS[1] the job's lock, KEYS[2] the audit stream; ARGV[1] the worker's lock token, ARGV[2] the entry.
--- Added only while the lock is the worker's: then BullMQ's finishing call, next in the same
--- MULTI, finds the same lock and succeeds. A worker that lost its lock (its job was taken
--- back by the stalled check, which writes that attempt's entry) adds nothing.
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('XADD', KEYS[2], '*', 'e', ARGV[2])
-end
-return false
-"""
+# KEYS[1] the job's lock, KEYS[2] the audit stream; ARGV[1] the worker's lock token, ARGV[2] the
+# entry. Added only while the lock is the worker's: then BullMQ's finishing call, next in the
+# same MULTI, finds the same lock and succeeds. A worker that lost its lock (its job was taken
+# back by the stalled check, which writes that attempt's entry) adds nothing. Sent with every
+# job (EVAL), so it carries no comments: Redis reads and hashes all of it each time.
+GUARDED_ADD = (
+    "if redis.call('GET',KEYS[1])==ARGV[1] then "
+    "return redis.call('XADD',KEYS[2],'*','e',ARGV[2]) end return false"
+)
 
 
 def encode(execution: JobExecution) -> str:
