@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import replace
@@ -192,7 +191,7 @@ def _pg_json(value: Any) -> str:
     try:
         encoded = compact(value)
     except ValueError:  # NaN or an infinity, which jsonb refuses: kept as text
-        encoded = json.dumps(repr(value))
+        encoded = compact(repr(value))
     return _NUL_ESCAPE.sub(r"\1\\ufffd", encoded) if "\\u0000" in encoded else encoded
 
 

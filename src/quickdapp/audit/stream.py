@@ -56,18 +56,16 @@ def encode(execution: JobExecution) -> str:
         "result": execution.result,
         "error": execution.error,
     }
-    text = _json(fields)
+    text = compact_or_text(fields)  # a result JSON cannot hold is kept as its text
     if len(text) <= AUDIT_DATA_MAX_BYTES:
         return text  # the usual case: one encoding
-    return _json({**fields, "data": _bounded(fields["data"]), "result": _bounded(fields["result"])})
-
-
-def _json(value: Any) -> str:
-    return compact_or_text(value)  # a result JSON cannot hold is kept as its text
+    return compact_or_text(
+        {**fields, "data": _bounded(fields["data"]), "result": _bounded(fields["result"])}
+    )
 
 
 def _bounded(value: Any) -> Any:
-    text = _json(value)
+    text = compact_or_text(value)
     if len(text) <= AUDIT_DATA_MAX_BYTES:
         return value
     return {"truncated": True, "bytes": len(text.encode()), "preview": text[:AUDIT_PREVIEW_CHARS]}
