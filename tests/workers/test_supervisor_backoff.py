@@ -27,7 +27,15 @@ def _children(supervisor: QuickdappProcess) -> list[psutil.Process]:
         children = psutil.Process(supervisor.pid).children()
     except psutil.NoSuchProcess:
         return []
-    return [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    return [c for c in children if _alive(c)]
+
+
+def _alive(process: psutil.Process) -> bool:
+    """Running and not a zombie; a child reaped between the listing and this look is not."""
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 async def test_a_process_that_was_serving_is_replaced_at_once(
