@@ -33,7 +33,7 @@ def _children(supervisor: QuickdappProcess) -> list[psutil.Process]:
 def _alive(process: psutil.Process) -> bool:
     """Running and not a zombie; a child reaped between the listing and this look is not."""
     try:
-        return process.status() != psutil.STATUS_ZOMBIE
+        return bool(process.status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False
 
