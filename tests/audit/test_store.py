@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from quickdapp.app.server_app import ServerApp
-from quickdapp.attempts import Status
+from quickdapp.attempts import JobExecution, Status
 from quickdapp.audit.cleanup import delete_job_history_before
 from quickdapp.audit.histogram import percentile
 from quickdapp.audit.history import get_job_history
@@ -53,6 +53,28 @@ async def test_text_postgresql_cannot_hold_is_stored_without_stalling_the_batch(
     )
     assert rows["literal"].error == "\\u0000 stays text"
     assert rows["nan"].result == "{'ratio': nan}"
+
+
+async def test_a_job_id_or_type_longer_than_its_column_is_stored_cut(app: ServerApp) -> None:
+    # Another producer may name a job at any length; the batch must not be refused for it.
+    await record_job_executions(app.sessions, [execution("j" * 300, type="t" * 150), execution("ok")])
+
+    rows = (await get_job_history(app.sessions)).items
+    assert sorted((r.job_id, r.type) for r in rows) == [("j" * 255, "t" * 100), ("ok", "echo")]
+
+
+async def test_durations_are_rounded_as_the_attempt_rounds_them(app: ServerApp) -> None:
+    # PostgreSQL computes duration_ms from the entry's times: half a millisecond goes to the
+    # even one, as Python's round() in JobExecution.duration_ms does.
+    made = [
+        JobExecution(f"d{us}", 1, "echo", None, {}, "completed", T0, T0 + timedelta(microseconds=us))
+        for us in (0, 1_499, 1_500, 1_501, 2_500, 3_500, 86_400_000_000 + 500)
+    ]
+    await record_job_executions(app.sessions, made)
+
+    rows = {r.job_id: r.duration_ms for r in (await get_job_history(app.sessions)).items}
+    assert rows == {e.job_id: e.duration_ms for e in made}
+    assert rows["d2500"] == 2 and rows["d3500"] == 4
 
 
 async def test_history_filters_and_pages_newest_first(app: ServerApp) -> None:

@@ -82,11 +82,12 @@ async def test_an_entry_that_is_not_an_attempt_is_dropped_and_the_rest_stored(
     await _add(app.redis, _execution("before"))
     await app.redis.xadd(AUDIT_STREAM, {"e": "{not json"})
     await app.redis.xadd(AUDIT_STREAM, {"other": "field"})
+    await app.redis.xadd(AUDIT_STREAM, {"e": '{"job_id":"half"}'})  # JSON, but not an attempt
     await _add(app.redis, _execution("after"))
     with caplog.at_level(logging.ERROR, logger="quickdapp.audit.writer"):
         await audit_stored(app.redis)
     assert await _rows(app.sessions) == 2
-    assert sum("dropping audit stream entry" in r.message for r in caplog.records) == 2
+    assert sum("dropping audit stream entry" in r.message for r in caplog.records) == 3
 
 
 async def test_a_row_the_database_refuses_is_dropped_and_the_rest_of_its_batch_stored(

@@ -71,8 +71,12 @@ def _bounded(value: Any) -> Any:
     return {"truncated": True, "bytes": len(text.encode()), "preview": text[:AUDIT_PREVIEW_CHARS]}
 
 
+class NotAnEntry(ValueError):
+    """Raised by `decode` for what is not an audit entry."""
+
+
 def decode(entry: str | bytes) -> JobExecution:
-    """The execution an entry holds; raises ValueError for one this code did not write."""
+    """The execution an entry holds; raises NotAnEntry for one this code did not write."""
     try:
         fields: dict[str, Any] = json.loads(entry)
         if "stalled" in fields:  # the job's data as Redis held it: bounded here
@@ -91,4 +95,4 @@ def decode(entry: str | bytes) -> JobExecution:
             error=fields["error"],
         )
     except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"not an audit entry: {exc}") from exc
+        raise NotAnEntry(f"not an audit entry: {exc}") from exc

@@ -2,7 +2,9 @@
 
 Entries are acknowledged (and deleted from the stream) only after their batch is committed, so
 a database that is slow or down delays the rows and loses none: while it is away the entries
-wait in Redis, and the writer retries the same batch until it lands. A row the database refuses
+wait in Redis, and the writer retries the same batch until it lands. Entries go to the store as
+read (PostgreSQL parses their JSON itself); one that is not an attempt is dropped with an error
+logged when its batch fails for it. A row the database refuses
 for what it holds, while it stores the rest of its batch, is dropped with an error logged (the
 store already makes the known cases fit: U+0000, NaN, over-long names), so that it cannot hold
 back every row after it; a batch of which nothing can be stored waits and is retried. Several
@@ -21,9 +23,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from quickdapp.attempts import JobExecution
-from quickdapp.audit.store import record_job_executions
-from quickdapp.audit.stream import FIELD, decode
+from quickdapp.audit.store import record_entries
+from quickdapp.audit.stream import FIELD, NotAnEntry, decode
 from quickdapp.broker.connection import Arg, Connection, ReplyError
 from quickdapp.keys import AUDIT_GROUP, AUDIT_STREAM
 
@@ -36,7 +37,7 @@ CLAIM_IDLE_MS = 10_000  # a pending entry idle this long belongs to a writer tha
 CLAIM_EVERY = 1.0  # seconds between looks for such entries
 RETRY_FIRST, RETRY_MAX = 0.2, 5.0  # seconds between tries of a batch the database refused
 
-Entry = tuple[str, JobExecution | None]
+Entry = tuple[str, str | None]  # its id in the stream, and its text (None: not an audit entry)
 
 
 class AuditWriter:
@@ -147,14 +148,19 @@ class AuditWriter:
     async def _store(self, entries: Sequence[Entry], drain_timeout: float) -> bool:
         """Commit `entries`, retrying while the database refuses; then acknowledge them.
         False when the writer ran out of time while stopping (they stay pending)."""
-        executions = [execution for _, execution in entries if execution is not None]
+        readable = [(entry_id, text) for entry_id, text in entries if text is not None]
         delay = RETRY_FIRST
-        while executions:
+        while readable:
             try:
-                await record_job_executions(self._sessions, executions)
+                await record_entries(self._sessions, [text for _, text in readable])
             except Exception as exc:
-                if _about_rows(exc) and await self._store_around_refused(executions):
-                    break
+                if _about_rows(exc):
+                    attempts = _attempts(readable)
+                    if len(attempts) < len(readable):  # dropped what is not an attempt: again
+                        readable = attempts
+                        continue
+                    if await self._store_around_refused(readable):
+                        break
                 self._failed(exc, len(entries))
                 if self._out_of_time(drain_timeout):
                     return False
@@ -172,15 +178,16 @@ class AuditWriter:
             logger.warning("audit writer cannot acknowledge entries: %s: %s", type(exc).__name__, exc)
         return True
 
-    async def _store_around_refused(self, executions: list[JobExecution]) -> bool:
+    async def _store_around_refused(self, entries: list[tuple[str, str]]) -> bool:
         """After the database refused a batch for what a row holds: store the batch in parts
         and drop, with an error logged, each row it refuses on its own, so that one row it
         can never hold does not hold back every row after it. False (nothing dropped) when
         no part could be stored: then the cause is not a row, and the batch is retried."""
-        refused = await self._isolate(executions) if len(executions) > 1 else None
-        if refused is None or len(refused) == len(executions):
+        refused = await self._isolate(entries) if len(entries) > 1 else None
+        if refused is None or len(refused) == len(entries):
             return False
-        for execution, error in refused:
+        for (_, text), error in refused:
+            execution = decode(text)
             logger.error(
                 "audit row of job %s attempt %d dropped: the database refuses it: %s",
                 execution.job_id,
@@ -191,16 +198,16 @@ class AuditWriter:
         return True
 
     async def _isolate(
-        self, executions: list[JobExecution]
-    ) -> list[tuple[JobExecution, BaseException]] | None:
-        """Store `executions` (two or more) in halves, and halves of the halves that fail; the
-        rows refused on their own, or None when a part failed for another reason (the database
-        went away)."""
-        refused: list[tuple[JobExecution, BaseException]] = []
-        half = len(executions) // 2
-        for part in (executions[:half], executions[half:]):
+        self, entries: list[tuple[str, str]]
+    ) -> list[tuple[tuple[str, str], BaseException]] | None:
+        """Store `entries` (two or more) in halves, and halves of the halves that fail; the
+        entries refused on their own, or None when a part failed for another reason (the
+        database went away)."""
+        refused: list[tuple[tuple[str, str], BaseException]] = []
+        half = len(entries) // 2
+        for part in (entries[:half], entries[half:]):
             try:
-                await record_job_executions(self._sessions, part)
+                await record_entries(self._sessions, [text for _, text in part])
             except Exception as exc:
                 if not _about_rows(exc):
                     return None
@@ -231,20 +238,35 @@ class AuditWriter:
 
 
 def _about_rows(error: BaseException) -> bool:
-    """Whether PostgreSQL refused a statement for the values it was given (SQLSTATE classes
-    22, data exception, and 23, integrity constraint violation), not for a lost connection or
-    another cause that no row of its own can be blamed for."""
+    """Whether the batch failed for the values it holds: an entry that is not an attempt, or
+    PostgreSQL refused a statement for the values it was given (SQLSTATE classes 22, data
+    exception, and 23, integrity constraint violation); not for a lost connection or another
+    cause that no row of its own can be blamed for."""
+    if isinstance(error, NotAnEntry):
+        return True
     sqlstate = getattr(getattr(error, "orig", None), "sqlstate", None)
     return isinstance(sqlstate, str) and sqlstate[:2] in ("22", "23")
 
 
+def _attempts(entries: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """`entries` without those that are not attempts, each dropped with an error logged."""
+    kept = []
+    for entry_id, text in entries:
+        try:
+            decode(text)
+        except NotAnEntry as exc:
+            logger.error("dropping audit stream entry %s: %s", entry_id, exc)
+            continue
+        kept.append((entry_id, text))
+    return kept
+
+
 def _entry(entry_id: str, fields: list[str] | None) -> Entry:
-    """An entry as XREADGROUP returns it: its id and [field, value, ...] (None once deleted)."""
-    try:
-        if fields is None:
-            raise KeyError("deleted")
-        return entry_id, decode(dict(zip(fields[::2], fields[1::2], strict=True))[FIELD])
-    except (KeyError, ValueError) as exc:
-        # Not ours, or damaged: keeping it would block nothing but would be retried forever.
-        logger.error("dropping audit stream entry %s: %s", entry_id, exc)
-        return entry_id, None
+    """An entry as XREADGROUP returns it: its id and [field, value, ...] (None once deleted).
+    Its text is read where it is stored (audit/store.py); one that is not an attempt makes
+    its batch fail, and is then dropped (`_attempts`)."""
+    text = None if fields is None else dict(zip(fields[::2], fields[1::2], strict=False)).get(FIELD)
+    if text is None:
+        # Not ours, or deleted: keeping it would block nothing but would be retried forever.
+        logger.error("dropping audit stream entry %s: not an audit entry", entry_id)
+    return entry_id, text
