@@ -37,24 +37,45 @@ async def test_replies_stay_in_order_under_concurrency(redis_url: str) -> None:
         await conn.close()
 
 
+def _count_writes(conn: Connection) -> list[bytes]:
+    """What each write of `conn`'s socket carries, from now on."""
+    writes: list[bytes] = []
+    transport = conn._protocol.transport  # type: ignore[union-attr]
+    original = transport.write  # type: ignore[union-attr]
+
+    def counting_write(data: bytes) -> None:
+        writes.append(data)
+        original(data)
+
+    transport.write = counting_write  # type: ignore[union-attr,method-assign]
+    return writes
+
+
 async def test_commands_of_a_loop_pass_go_out_together_a_few_at_a_time(redis_url: str) -> None:
     conn = Connection(redis_url)
     try:
         await conn.connect()
-        pings: list[int] = []  # PINGs per write
-        transport = conn._protocol.transport  # type: ignore[union-attr]
-        original = transport.write  # type: ignore[union-attr]
-
-        def counting_write(data: bytes) -> None:
-            pings.append(data.count(b"PING"))
-            original(data)
-
-        transport.write = counting_write  # type: ignore[union-attr,method-assign]
+        writes = _count_writes(conn)
         replies = await asyncio.gather(*(conn.execute("PING") for _ in range(20)))
         assert replies == ["PONG"] * 20
         # The first at once (nothing in flight); the rest gathered, written every WRITE_EVERY
         # and at the end of the pass.
+        pings = [data.count(b"PING") for data in writes]
         assert pings == [1, WRITE_EVERY, WRITE_EVERY, 19 - 2 * WRITE_EVERY]
+    finally:
+        await conn.close()
+
+
+async def test_a_transaction_counts_as_one_call_and_goes_out_whole(redis_url: str) -> None:
+    conn = Connection(redis_url)
+    try:
+        await conn.connect()
+        writes = _count_writes(conn)
+        replies = await asyncio.gather(*(conn.transaction([("PING",)] * 3) for _ in range(20)))
+        assert replies == [["PONG"] * 3] * 20
+        # Written as single commands are (a lone one at once too), each block whole.
+        assert [data.count(b"MULTI") for data in writes] == [1, WRITE_EVERY, WRITE_EVERY, 3]
+        assert all(data.count(b"PING") == 3 * data.count(b"EXEC") for data in writes)
     finally:
         await conn.close()
 

@@ -38,11 +38,13 @@ logger = logging.getLogger(__name__)
 
 Arg = str | bytes | int | float
 WRITE_EVERY = 8
-"""Most commands held back for the end of a loop pass. When 50 slots finish in one pass, one
-write at its end left Redis idle while the worker built all 50, then the worker idle while
-Redis ran them; writing every 8 lets the two overlap. On 2 cores, a 1x50 no-op drain in one
-process (bench/worker_cpu.py's) went from 12.2k to 18.3k jobs/s and 59 to 47 µs of CPU per job
-(medians of 10 runs each, the two settings alternating; 2, 4 and 16 did no better)."""
+"""Most calls (a command, or a whole transaction) held back for the end of a loop pass. When
+50 slots finish in one pass, one write at its end left Redis idle while the worker built all
+50, then the worker idle while Redis ran them; writing every 8 lets the two overlap. On 2
+cores, a 1x50 no-op drain in one process (bench/worker_cpu.py's) went from 12.2k to 18.3k
+jobs/s and 59 to 47 µs of CPU per job (medians of 10 runs each, the two settings alternating;
+2, 4 and 16 did no better). A transaction counts once: counted by its commands, the audit's
+4-command finishing calls were written every 2 jobs, at about 30 µs of CPU a write."""
 Command = Sequence[Arg]
 
 
@@ -50,6 +52,9 @@ def _pack(command: Command) -> bytes:
     """RESP-encode one command (hiredis; its stub wrongly types the argument as a 1-tuple)."""
     packed: bytes = hiredis.pack_command(tuple(command))  # type: ignore[arg-type]
     return packed
+
+
+_MULTI, _EXEC = _pack(("MULTI",)), _pack(("EXEC",))
 
 
 class ReplyError(Exception):
@@ -183,12 +188,8 @@ class Connection:
         if self._protocol is None or self._connecting is not None:
             await self._ensure_connected()
         future: asyncio.Future[Any] = self._loop.create_future()
-        packed = [_pack(("MULTI",))]
-        packed.extend(_pack(command) for command in commands)
-        for item in packed:
-            self._pending.append(None)
-            self._wbuf.append(item)
-        self._enqueue(_pack(("EXEC",)), future)
+        packed = b"".join([_MULTI, *map(_pack, commands), _EXEC])
+        self._enqueue(packed, future, queued=len(commands) + 1)
         reply = await future
         if not isinstance(reply, list):
             raise ReplyError(f"EXEC returned {reply!r}")
@@ -226,8 +227,11 @@ class Connection:
 
     # -- internals ---------------------------------------------------------------
 
-    def _enqueue(self, packed: bytes, future: asyncio.Future[Any]) -> None:
+    def _enqueue(self, packed: bytes, future: asyncio.Future[Any], queued: int = 0) -> None:
+        """Send `packed` (one call: a command, or a whole transaction) for `future`, whose reply
+        comes after `queued` others that no one waits for (a transaction's OK and QUEUEDs)."""
         idle = not self._pending
+        self._pending.extend([None] * queued)
         self._pending.append(future)
         if idle:
             # Nothing in flight: write at once (a lone command waits for no loop pass); what
