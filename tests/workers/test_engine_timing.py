@@ -33,18 +33,24 @@ async def test_sparse_arrivals_start_at_once_with_a_delayed_job_pending(
     recorder = Recorder()
     await queue.add("far-future", {}, {"delay": 3_600_000})
     await make_engine(process=returning_data(recorder))
-    latencies = []
+    latencies, adds = [], []
     for n in range(4):
         await asyncio.sleep(2.5 if n else 0.5)
+        began = time.time()
         job = await queue.add("sparse", {"n": n})
+        added = time.time()
         job_id: str = job.id
         await wait_for(partial(operator.contains, recorder.jobs, job_id), 5, f"sparse job {n} started")
         started = dict(recorder.starts)[job_id]
-        latencies.append((started * 1000) - job.timestamp)
-    # ms from Queue.add to the start of process. A nap (the case) is 700-1,500 ms and
-    # Redis's own tick 100 ms; on a quiet machine every start is within a few ms (`make bench`
-    # measures it), on one whose cores are taken by other work a start can wait for a core.
-    assert statistics.median(latencies) <= 20 and max(latencies) <= 100, latencies
+        latencies.append((started - added) * 1000)
+        adds.append((added - began) * 1000)
+    # ms from the moment Queue.add returned (the job surely in Redis) to the start of process.
+    # A nap (the case) is 700-1,500 ms and Redis's own tick 100 ms; every start here
+    # is within a few ms (`make bench` measures it from the add's start, against its peers). Not
+    # from the add's start: on a VM whose idle cores take 4-8 ms to wake, stock bullmq's add
+    # itself, a few round trips after seconds idle, took 20-35 ms (`adds`), the test's producer
+    # and not the worker. A machine whose cores are taken by other work can delay a start too.
+    assert statistics.median(latencies) <= 20 and max(latencies) <= 100, (latencies, adds)
     assert await client.zcard("bull:jobs:delayed") == 1
 
 

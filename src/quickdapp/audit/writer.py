@@ -4,12 +4,12 @@ Entries are acknowledged (and deleted from the stream) only after their batch is
 a database that is slow or down delays the rows and loses none: while it is away the entries
 wait in Redis, and the writer retries the same batch until it lands. Entries go to the store as
 read (PostgreSQL parses their JSON itself); one that is not an attempt is dropped with an error
-logged when its batch fails for it. A row the database refuses
-for what it holds, while it stores the rest of its batch, is dropped with an error logged (the
-store already makes the known cases fit: U+0000, NaN, over-long names), so that it cannot hold
-back every row after it; a batch of which nothing can be stored waits and is retried. Several
-writers (one per supervisor) share the stream as one consumer group; the pending entries of a
-writer that died are claimed by another after CLAIM_IDLE_MS. Storing is idempotent (unique
+logged when its batch fails for it. A row the database refuses for what it holds, while it
+stores the rest of its batch, is dropped with an error logged (the store already makes the
+known cases fit: U+0000, NaN, over-long names), so that it cannot hold back every row after
+it; a batch of which nothing can be stored waits and is retried. Several writers (one per
+supervisor) share the stream as one consumer group; the pending entries of a writer that died
+are claimed by another after CLAIM_IDLE_MS. Storing is idempotent (unique
 (job_id, attempt)), so an entry stored twice is still one row.
 """
 
@@ -38,6 +38,7 @@ CLAIM_EVERY = 1.0  # seconds between looks for such entries
 RETRY_FIRST, RETRY_MAX = 0.2, 5.0  # seconds between tries of a batch the database refused
 
 Entry = tuple[str, str | None]  # its id in the stream, and its text (None: not an audit entry)
+Readable = tuple[str, str]  # an entry with its text
 
 
 class AuditWriter:
@@ -178,7 +179,7 @@ class AuditWriter:
             logger.warning("audit writer cannot acknowledge entries: %s: %s", type(exc).__name__, exc)
         return True
 
-    async def _store_around_refused(self, entries: list[tuple[str, str]]) -> bool:
+    async def _store_around_refused(self, entries: list[Readable]) -> bool:
         """After the database refused a batch for what a row holds: store the batch in parts
         and drop, with an error logged, each row it refuses on its own, so that one row it
         can never hold does not hold back every row after it. False (nothing dropped) when
@@ -197,13 +198,11 @@ class AuditWriter:
         self._stored()
         return True
 
-    async def _isolate(
-        self, entries: list[tuple[str, str]]
-    ) -> list[tuple[tuple[str, str], BaseException]] | None:
+    async def _isolate(self, entries: list[Readable]) -> list[tuple[Readable, BaseException]] | None:
         """Store `entries` (two or more) in halves, and halves of the halves that fail; the
         entries refused on their own, or None when a part failed for another reason (the
         database went away)."""
-        refused: list[tuple[tuple[str, str], BaseException]] = []
+        refused: list[tuple[Readable, BaseException]] = []
         half = len(entries) // 2
         for part in (entries[:half], entries[half:]):
             try:
@@ -248,7 +247,7 @@ def _about_rows(error: BaseException) -> bool:
     return isinstance(sqlstate, str) and sqlstate[:2] in ("22", "23")
 
 
-def _attempts(entries: list[tuple[str, str]]) -> list[tuple[str, str]]:
+def _attempts(entries: list[Readable]) -> list[Readable]:
     """`entries` without those that are not attempts, each dropped with an error logged."""
     kept = []
     for entry_id, text in entries:
