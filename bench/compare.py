@@ -36,6 +36,7 @@ from bench.peers.quickdapp import QuickdappPeer
 from bench.peers.stock import StockPeer
 from bench.redis_server import redis_server
 from bench.services import throwaway_postgres
+from bench.wake import wake_line
 from bench.workers import ROOT, Workers
 from bench.workloads import Result, Session, Sizes
 from quickdapp.config import Settings, load_settings
@@ -234,6 +235,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{_machine()}; load average {_load(load)}", flush=True)
     errors: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp, _services(Path(tmp)) as urls:
+        wake = wake_line(urls[0])
+        print(wake, flush=True)
         peers = _peers(names, *urls, Path(tmp))
         samples = asyncio.run(_run(peers, sizes, runs, errors))
     minutes = (time.monotonic() - began) / 60
@@ -241,6 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     header = [
         f"`make bench` of {started_at}: {runs} runs, {minutes:.1f} minutes. {_machine()}.",
         f"Load average (1 / 5 / 15 min) at the start {_load(load)}, at the end {_load(end_load)}.",
+        f"{wake} Each job added to an idle queue waits for such wakes; see bench/wake.py.",
         f"{_versions()}.",
         f"Sizes: drain {sizes.drain:,} no-op jobs at 1x50 and 2x50 ({sizes.drain_slow:,} for the "
         f"slower peers: Python bullmq, dramatiq, polling), {sizes.drain_1x1:,} at 1x1; "

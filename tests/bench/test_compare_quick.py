@@ -8,6 +8,7 @@ targets table, the markdown page and the PNG chart.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -63,5 +64,7 @@ def test_compare_writes_every_figure(tmp_path: Path) -> None:
 
     page = (docs / "benchmark.md").read_text()
     assert "## Targets" in page and "## All figures" in page
+    # The machine's floor for the latency figures, measured before the rounds.
+    assert re.search(r"takes [\d.]+ ms after 0.01 s and [\d.]+ ms after 1 s idle", page), page[:800]
     assert "| workload | metric | quickdapp (audit SQLite) | bullmq (Node) |" in page
     assert (docs / "benchmark.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
