@@ -14,6 +14,7 @@ from quickdapp.audit.history import wait_for_rows
 from quickdapp.cli.connections import with_app
 from quickdapp.cli.output import print_json
 from quickdapp.config import Settings
+from quickdapp.json_text import compact_or_text
 from quickdapp.queue.intervals import format_interval, parse_interval
 from quickdapp.queue.manager import CronJob
 
@@ -84,7 +85,7 @@ def schedules(settings: Settings, args: argparse.Namespace) -> int:
         rows = [("KEY", "TYPE", "PATTERN", "TZ", "NEXT RUN (UTC)", "DATA")]
         for job in jobs:
             next_run = job.next_run.strftime("%Y-%m-%d %H:%M:%S") if job.next_run else "-"
-            data = json.dumps(job.data, separators=(",", ":"))
+            data = compact_or_text(job.data)
             schedule = _every_text(job) or job.pattern or "-"
             rows.append((job.key, job.type, schedule, job.tz or "-", next_run, data))
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
