@@ -51,14 +51,19 @@ class BullmqPeer(Peer):
     async def reset(self) -> None:
         await self.app.redis.flushall()
 
+    def job(self, kind: Kind) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The payload and options submit_job gives a job of `kind`, less its id (each adder
+        makes its own, a uuid): what every BullMQ system is given to add or to run."""
+        manager = self.app.queue_manager
+        return job_payload(None, manager.job_data(kind, job_data(kind))), manager.job_options(kind)
+
     async def fill_held(self, kind: Kind, n: int) -> None:
         manager = self.app.queue_manager
         await manager.pause()
-        payload = job_payload(None, manager.job_data(kind, job_data(kind)))
-        priority = self.app.registry.get(kind).priority
+        payload, opts = self.job(kind)
         for start in range(0, n, FILL_BATCH):
             jobs = [
-                {"name": kind, "data": payload, "opts": {"priority": priority, "jobId": uuid4().hex}}
+                {"name": kind, "data": payload, "opts": {**opts, "jobId": uuid4().hex}}
                 for _ in range(start, min(n, start + FILL_BATCH))
             ]
             await manager.queue.addBulk(jobs)

@@ -31,10 +31,14 @@ class NodePeer(BullmqPeer):
 
     async def enqueue(self, mode: EnqueueMode, n: int) -> float:
         child = await asyncio.create_subprocess_exec(
-            "node", str(HERE / "node_enqueue.js"), self.port, mode, str(n),
+            "node", str(HERE / "node_enqueue.js"), self.port, mode, str(n), self._job_json(),
             cwd=ROOT, stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         out, _ = await asyncio.wait_for(child.communicate(), 300)
         if child.returncode:
             raise RuntimeError(f"node_enqueue.js exited with {child.returncode}")
         return float(json.loads(out)["jobs_per_s"])
+
+    def _job_json(self) -> str:
+        payload, opts = self.job("echo")
+        return json.dumps({"data": payload, "opts": opts})

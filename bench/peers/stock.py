@@ -13,6 +13,7 @@ import signal
 import sys
 import time
 from typing import Any
+from uuid import uuid4
 
 from bench.peers.base import EnqueueMode
 from bench.peers.bullmq_queue import BullmqPeer
@@ -34,17 +35,22 @@ class StockPeer(BullmqPeer):
     async def enqueue(self, mode: EnqueueMode, n: int) -> float:
         from bullmq import Queue
 
+        payload, opts = self.job("echo")
         queue = Queue(QUEUE_NAME, {"connection": self.url})
         try:
-            await queue.add("echo", {})  # connections open
+            await queue.add("echo", payload, {**opts, "jobId": uuid4().hex})  # connections open
             started = time.perf_counter()
             if mode == "one":
-                for i in range(n):
-                    await queue.add("echo", {"i": i})
+                for _ in range(n):
+                    await queue.add("echo", payload, {**opts, "jobId": uuid4().hex})
             else:
                 for first in range(0, n, BULK):
                     batch = range(first, min(n, first + BULK))
-                    await queue.addBulk([{"name": "echo", "data": {"i": i}} for i in batch])
+                    jobs = [
+                        {"name": "echo", "data": payload, "opts": {**opts, "jobId": uuid4().hex}}
+                        for _ in batch
+                    ]
+                    await queue.addBulk(jobs)
             return n / (time.perf_counter() - started)
         finally:
             await queue.close()

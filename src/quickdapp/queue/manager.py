@@ -146,7 +146,9 @@ class QueueManager:
         """`data` as a job of `job_type` stores it: validated, defaults filled in, in JSON form."""
         return self._payload(job_type, data, None)[0]["data"]
 
-    def _options(self, job_type: str, **overrides: Any) -> dict[str, Any]:
+    def job_options(self, job_type: str, **overrides: Any) -> dict[str, Any]:
+        """The BullMQ options a job of `job_type` is added with: the defaults, the type's
+        priority and options, then `overrides` that are not None."""
         definition = self._registry.get(job_type)
         options = {**default_job_options(self._settings), "priority": definition.priority}
         options.update(definition.options)
@@ -221,7 +223,7 @@ class QueueManager:
                 raise ValueError("give a job_id or an idempotency_key, not two different ones")
             job_id = key
             deduplication = {"id": key, "ttl": IDEMPOTENCY_TTL_MS}
-        options = self._options(
+        options = self.job_options(
             request.job_type,
             delay=request.delay,
             jobId=job_id or uuid4().hex,
@@ -291,7 +293,7 @@ class QueueManager:
             )
         if owner is not None:
             payload["owner"] = owner
-        await self.queue.upsertJobScheduler(key, repeat, job_type, payload, self._options(job_type))
+        await self.queue.upsertJobScheduler(key, repeat, job_type, payload, self.job_options(job_type))
         logger.info("scheduled %s as %r: %s", job_type, key, repeat)
         scheduled = await self.get_cron_job(key)
         assert scheduled is not None, "a scheduler just written must be readable"
