@@ -23,6 +23,7 @@ METRICS = {
     "jobs_per_s": ("jobs/s", True),
     "jobs_per_s_before_rows": ("jobs/s, BullMQ done before rows landed", True),
     "cpu_us_per_job": ("worker CPU µs/job", False),
+    "redis_cpu_us_per_job": ("Redis CPU µs/job", False),
     "wall_s": ("wall s", False),
     "x_bound": ("x bound", False),
     "p50_ms": ("p50 ms", False),

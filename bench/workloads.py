@@ -53,11 +53,12 @@ class Session:
         await asyncio.sleep(0.5)  # settled, waiting for jobs
         return {"idle_rss_mb": max(self.workers.rss_mb())}
 
-    async def drain(self, kind: Kind, n: int) -> tuple[float, float, float | None]:
+    async def drain(self, kind: Kind, n: int) -> tuple[float, float, float | None, float | None]:
         """`n` held jobs released at once: (seconds until done, CPU seconds, seconds until
-        BullMQ had finished them, before their audit rows landed: None without audit)."""
+        BullMQ had finished them, before their audit rows landed: None without audit, Redis's
+        CPU seconds: None without Redis)."""
         await self.peer.fill_held(kind, n)
-        cpu = self.workers.cpu_s()
+        cpu, redis_cpu = self.workers.cpu_s(), await self.peer.redis_cpu_s()
         audited = await self.peer.recorded() is not None
         began = time.perf_counter()
         await self.peer.release()
@@ -69,22 +70,26 @@ class Session:
                     queue_done = time.perf_counter() - began
                 await asyncio.sleep(POLL)
         seconds = time.perf_counter() - began
-        return seconds, self.workers.cpu_s() - cpu, queue_done
+        cpu, redis_after = self.workers.cpu_s() - cpu, await self.peer.redis_cpu_s()
+        redis_used = None if redis_cpu is None or redis_after is None else redis_after - redis_cpu
+        return seconds, cpu, queue_done, redis_used
 
     def drain_size(self) -> int:
         """Jobs of a 1x50 or 2x50 drain for this peer."""
         return self.sizes.drain_slow if self.peer.slow else self.sizes.drain
 
     async def drain_noop(self, n: int) -> Result:
-        seconds, cpu, queue_done = await self.drain("echo", n)
+        seconds, cpu, queue_done, redis_cpu = await self.drain("echo", n)
         result = {"jobs_per_s": n / seconds, "cpu_us_per_job": cpu / n * 1e6}
+        if redis_cpu is not None:
+            result["redis_cpu_us_per_job"] = redis_cpu / n * 1e6
         if queue_done is not None:
             result["jobs_per_s_before_rows"] = n / (queue_done or seconds)
         return result
 
     async def drain_sleep(self, processes: int, concurrency: int) -> Result:
         n = self.sizes.sleep
-        seconds, _, _ = await self.drain("sleep", n)
+        seconds, *_ = await self.drain("sleep", n)
         bound = n * SLEEP_MS / 1000 / (processes * concurrency)
         return {"wall_s": seconds, "x_bound": seconds / bound}
 

@@ -58,6 +58,10 @@ class Peer(ABC):
     async def add(self, kind: Kind, delay_ms: int = 0) -> str:
         """Enqueue one job now (after `delay_ms`); returns the key its start is noted under."""
 
+    async def redis_cpu_s(self) -> float | None:
+        """CPU seconds its Redis has used so far; None for a system without Redis."""
+        return None
+
     async def recorded(self) -> int | None:
         """Audit rows stored since `reset`; None without an audit trail."""
         return None

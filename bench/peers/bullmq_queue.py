@@ -14,6 +14,7 @@ from typing import Any
 from uuid import uuid4
 
 from bench.peers.base import SLEEP_MS, Kind, Peer
+from bench.redis_server import redis_cpu_s
 from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings
 from quickdapp.keys import QUEUE_KEY_PREFIX
@@ -50,6 +51,9 @@ class BullmqPeer(Peer):
 
     async def reset(self) -> None:
         await self.app.redis.flushall()
+
+    async def redis_cpu_s(self) -> float | None:
+        return await redis_cpu_s(self.app.redis)
 
     def job(self, kind: Kind) -> tuple[dict[str, Any], dict[str, Any]]:
         """The payload and options submit_job gives a job of `kind`, less its id (each adder

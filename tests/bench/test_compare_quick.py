@@ -58,6 +58,8 @@ def test_compare_writes_every_figure(tmp_path: Path) -> None:
     drain = summary["drain 1x50"]["quickdapp (audit SQLite)"]
     assert drain["jobs_per_s"]["runs"] == 1 and drain["jobs_per_s"]["median"] > 0
     assert "jobs_per_s_before_rows" in drain  # the audit trail's rows were waited for
+    for system in SYSTEMS:  # what Redis spent on the drain, beside the workers' CPU
+        assert summary["drain 2x50"][system]["redis_cpu_us_per_job"]["median"] > 0, system
     assert "audit_lag_p99_ms" in summary["latency at 100 jobs/s"]["quickdapp (audit SQLite)"]
     assert summary["drain 2x50"]["bullmq (Node)"]["jobs_per_s"]["x_node"] == 1.0
     assert len(document["targets"]) == 11
