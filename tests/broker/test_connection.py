@@ -296,3 +296,61 @@ async def test_close_fails_pending_and_later_commands(redis_url: str) -> None:
         await pending
     with pytest.raises(ConnectionClosedError):
         await conn.execute("PING")
+
+
+async def test_a_pipeline_resumes_its_caller_in_the_loop_pass_after_its_last_reply(
+    redis_url: str,
+) -> None:
+    # The marker waiter's way to a job: one pass, not the three an asyncio.gather took.
+    conn = Connection(redis_url)
+    passes = 0
+
+    async def count_passes() -> None:
+        nonlocal passes
+        while True:
+            passes += 1
+            await asyncio.sleep(0)
+
+    counter = asyncio.ensure_future(count_passes())
+    try:
+        await conn.connect()
+        protocol = conn._protocol
+        assert protocol is not None
+        received_at: list[int] = []
+        original = protocol.data_received
+
+        def noting(data: bytes) -> None:
+            received_at.append(passes)
+            original(data)
+
+        protocol.data_received = noting  # type: ignore[method-assign]
+        for _ in range(20):
+            received_at.clear()
+            replies = await conn.pipeline([("PING",), ("ECHO", "x"), ("GET", "none")])
+            assert replies == ["PONG", "x", None]
+            assert passes - received_at[-1] <= 1, (received_at, passes)
+    finally:
+        counter.cancel()
+        await conn.close()
+
+
+async def test_a_cancelled_pipeline_does_not_shift_replies(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    conn = Connection(redis_url, command_timeout=None)
+    try:
+        waiting = asyncio.ensure_future(
+            conn.pipeline([("BLPOP", "queue", 2), ("ECHO", "theirs"), ("HGET", "queue", "x")])
+        )
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+        follow_up = asyncio.ensure_future(conn.execute("ECHO", "mine"))
+        other = Connection(redis_url)
+        await other.execute("RPUSH", "queue", "item")  # answers the cancelled BLPOP
+        await other.close()
+        assert await asyncio.wait_for(follow_up, 2) == "mine"
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+    finally:
+        await conn.close()
+    assert "never retrieved" not in caplog.text
