@@ -210,6 +210,9 @@ class Wakeups:
                 if due_ms > time.time() * 1000:
                     self.arm_delay(due_ms)  # a delayed job was queued: due later
             # Any other marker needs nothing more: the moveToActive behind it has looked.
+            # A slot given a job starts it before the next wait is written: that write used to
+            # come first, ~0.1-0.2 ms on the way of each job added to an idle queue.
+            await asyncio.sleep(0)
 
     def _wake_for(self, jobs: object) -> None:
         """Wake up to `jobs` parked slots (a count Redis gave; not a number: none)."""
