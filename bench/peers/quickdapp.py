@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from bench.peers.base import EnqueueMode
 from bench.peers.bullmq_queue import BullmqPeer, job_data
@@ -41,28 +41,41 @@ class QuickdappPeer(BullmqPeer):
         self.name = NAMES[audit]
         self._metrics_dir = metrics_dir
         self._db: AsyncEngine | None = None
+        self._counting: AsyncConnection | None = None  # held open: the counts are polled
 
     async def open(self) -> None:
         await super().open()
         if self.audit != "off":
             self._db = create_async_engine(self.settings.database_url)
+            # Each count in its own transaction, on one connection: a pool checkout and the
+            # ROLLBACK at its return cost ~3x the harness CPU of the count itself (~440 against
+            # ~160 µs), taken from the system measured every 2-5 ms.
+            connection = await self._db.connect()
+            self._counting = await connection.execution_options(isolation_level="AUTOCOMMIT")
 
     async def close(self) -> None:
         await super().close()
+        if self._counting is not None:
+            await self._counting.close()
         if self._db is not None:
             await self._db.dispose()
 
     async def reset(self) -> None:
         await super().reset()
         if self._db is not None:
+            # TRUNCATE on PostgreSQL: DELETE left the drains' dead rows for each count to visit.
+            empty = (
+                "TRUNCATE worker_jobs"
+                if self._db.dialect.name == "postgresql"
+                else "DELETE FROM worker_jobs"
+            )
             async with self._db.begin() as connection:
-                await connection.execute(text("DELETE FROM worker_jobs"))
+                await connection.execute(text(empty))
 
     async def recorded(self) -> int | None:
-        if self._db is None:
+        if self._counting is None:
             return None
-        async with self._db.connect() as connection:
-            return int((await connection.execute(text("SELECT count(*) FROM worker_jobs"))).scalar_one())
+        return int((await self._counting.execute(text("SELECT count(*) FROM worker_jobs"))).scalar_one())
 
     async def finished(self, n: int) -> bool:
         if not await super().finished(n):
