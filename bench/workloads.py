@@ -65,9 +65,14 @@ class Session:
         queue_done = None
         self.expected += n
         async with asyncio.timeout(self.sizes.timeout):
-            while not await self.peer.finished(self.expected):
-                if audited and queue_done is None and await self.peer.finished(0):
+            # One look per poll, as for a system without audit: first at the queue alone
+            # (finished(0): no rows asked for), then at the queue and the rows.
+            while audited and queue_done is None:
+                if await self.peer.finished(0):
                     queue_done = time.perf_counter() - began
+                else:
+                    await asyncio.sleep(POLL)
+            while not await self.peer.finished(self.expected):
                 await asyncio.sleep(POLL)
         seconds = time.perf_counter() - began
         cpu, redis_after = self.workers.cpu_s() - cpu, await self.peer.redis_cpu_s()
