@@ -272,10 +272,19 @@ async def test_blocking_connection_has_no_client_timeout(redis_url: str) -> None
         await conn.close()
 
 
-async def test_cancelled_caller_does_not_shift_replies(redis_url: str) -> None:
+@pytest.mark.parametrize("call", ["execute", "pipeline"])
+async def test_cancelled_caller_does_not_shift_replies(
+    redis_url: str, caplog: pytest.LogCaptureFixture, call: str
+) -> None:
     conn = Connection(redis_url, command_timeout=None)
+    blocking = ("BLPOP", "queue", 2)
     try:
-        waiting = asyncio.ensure_future(conn.execute("BLPOP", "queue", 2))
+        if call == "execute":
+            waiting = asyncio.ensure_future(conn.execute(*blocking))
+        else:  # a pipeline whose commands after the blocking one get replies nobody reads
+            waiting = asyncio.ensure_future(
+                conn.pipeline([blocking, ("ECHO", "theirs"), ("HGET", "queue", "x")])
+            )
         await asyncio.sleep(0.05)
         waiting.cancel()
         follow_up = asyncio.ensure_future(conn.execute("ECHO", "mine"))
@@ -283,8 +292,11 @@ async def test_cancelled_caller_does_not_shift_replies(redis_url: str) -> None:
         await other.execute("RPUSH", "queue", "item")  # answers the cancelled BLPOP
         await other.close()
         assert await asyncio.wait_for(follow_up, 2) == "mine"
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
     finally:
         await conn.close()
+    assert "never retrieved" not in caplog.text
 
 
 async def test_close_fails_pending_and_later_commands(redis_url: str) -> None:
@@ -332,25 +344,3 @@ async def test_a_pipeline_resumes_its_caller_in_the_loop_pass_after_its_last_rep
     finally:
         counter.cancel()
         await conn.close()
-
-
-async def test_a_cancelled_pipeline_does_not_shift_replies(
-    redis_url: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    conn = Connection(redis_url, command_timeout=None)
-    try:
-        waiting = asyncio.ensure_future(
-            conn.pipeline([("BLPOP", "queue", 2), ("ECHO", "theirs"), ("HGET", "queue", "x")])
-        )
-        await asyncio.sleep(0.05)
-        waiting.cancel()
-        follow_up = asyncio.ensure_future(conn.execute("ECHO", "mine"))
-        other = Connection(redis_url)
-        await other.execute("RPUSH", "queue", "item")  # answers the cancelled BLPOP
-        await other.close()
-        assert await asyncio.wait_for(follow_up, 2) == "mine"
-        with pytest.raises(asyncio.CancelledError):
-            await waiting
-    finally:
-        await conn.close()
-    assert "never retrieved" not in caplog.text
