@@ -25,6 +25,11 @@ POLL = 0.002  # seconds between looks at the queue while waiting for it to empty
 DELAYED_SCORE = 0x1000  # BullMQ's delayed score: due time (ms) x 0x1000 + a counter
 
 
+def with_new_id(opts: dict[str, Any]) -> dict[str, Any]:
+    """`opts` for one more job: its own uuid as id, as submit_job gives each job."""
+    return {**opts, "jobId": uuid4().hex}
+
+
 def job_data(kind: Kind) -> dict[str, Any]:
     return {"ms": SLEEP_MS} if kind == "sleep" else {}
 
@@ -67,7 +72,7 @@ class BullmqPeer(Peer):
         payload, opts = self.job(kind)
         for start in range(0, n, FILL_BATCH):
             jobs = [
-                {"name": kind, "data": payload, "opts": {**opts, "jobId": uuid4().hex}}
+                {"name": kind, "data": payload, "opts": with_new_id(opts)}
                 for _ in range(start, min(n, start + FILL_BATCH))
             ]
             await manager.queue.addBulk(jobs)

@@ -13,10 +13,9 @@ import signal
 import sys
 import time
 from typing import Any
-from uuid import uuid4
 
 from bench.peers.base import EnqueueMode
-from bench.peers.bullmq_queue import BullmqPeer
+from bench.peers.bullmq_queue import BullmqPeer, with_new_id
 from bench.stamps import record_start
 from bench.workers import Workers
 from quickdapp.keys import QUEUE_NAME
@@ -38,18 +37,15 @@ class StockPeer(BullmqPeer):
         payload, opts = self.job("echo")
         queue = Queue(QUEUE_NAME, {"connection": self.url})
         try:
-            await queue.add("echo", payload, {**opts, "jobId": uuid4().hex})  # connections open
+            await queue.add("echo", payload, with_new_id(opts))  # connections open
             started = time.perf_counter()
             if mode == "one":
                 for _ in range(n):
-                    await queue.add("echo", payload, {**opts, "jobId": uuid4().hex})
+                    await queue.add("echo", payload, with_new_id(opts))
             else:
                 for first in range(0, n, BULK):
                     batch = range(first, min(n, first + BULK))
-                    jobs = [
-                        {"name": "echo", "data": payload, "opts": {**opts, "jobId": uuid4().hex}}
-                        for _ in batch
-                    ]
+                    jobs = [{"name": "echo", "data": payload, "opts": with_new_id(opts)} for _ in batch]
                     await queue.addBulk(jobs)
             return n / (time.perf_counter() - started)
         finally:
