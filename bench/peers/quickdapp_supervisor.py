@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import sys
 
+import uvloop
+
 from quickdapp.config import load_settings
 from quickdapp.logs import configure_logging
 from quickdapp.signals import on_stop_signals
@@ -25,4 +27,4 @@ async def _supervise() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(_supervise()))
+    sys.exit(uvloop.run(_supervise()))

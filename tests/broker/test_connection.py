@@ -15,7 +15,9 @@ from quickdapp.broker.connection import (
     Connection,
     ConnectionClosedError,
     ReplyError,
+    _Protocol,
 )
+from tests.helpers.socket_writes import note_writes
 
 
 @pytest.fixture
@@ -40,14 +42,7 @@ async def test_replies_stay_in_order_under_concurrency(redis_url: str) -> None:
 def _count_writes(conn: Connection) -> list[bytes]:
     """What each write of `conn`'s socket carries, from now on."""
     writes: list[bytes] = []
-    transport = conn._protocol.transport  # type: ignore[union-attr]
-    original = transport.write  # type: ignore[union-attr]
-
-    def counting_write(data: bytes) -> None:
-        writes.append(data)
-        original(data)
-
-    transport.write = counting_write  # type: ignore[union-attr,method-assign]
+    note_writes(conn, writes.append)
     return writes
 
 
@@ -311,7 +306,7 @@ async def test_close_fails_pending_and_later_commands(redis_url: str) -> None:
 
 
 async def test_a_pipeline_resumes_its_caller_in_the_loop_pass_after_its_last_reply(
-    redis_url: str,
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The marker waiter's way to a job: one pass, not the three an asyncio.gather took.
     conn = Connection(redis_url)
@@ -323,19 +318,18 @@ async def test_a_pipeline_resumes_its_caller_in_the_loop_pass_after_its_last_rep
             passes += 1
             await asyncio.sleep(0)
 
+    received_at: list[int] = []
+    original = _Protocol.data_received
+
+    def noting(protocol: _Protocol, data: bytes) -> None:
+        received_at.append(passes)
+        original(protocol, data)
+
+    # On the class, before the socket opens: uvloop looks the method up once, at connect.
+    monkeypatch.setattr(_Protocol, "data_received", noting)
     counter = asyncio.ensure_future(count_passes())
     try:
         await conn.connect()
-        protocol = conn._protocol
-        assert protocol is not None
-        received_at: list[int] = []
-        original = protocol.data_received
-
-        def noting(data: bytes) -> None:
-            received_at.append(passes)
-            original(data)
-
-        protocol.data_received = noting  # type: ignore[method-assign]
         for _ in range(20):
             received_at.clear()
             replies = await conn.pipeline([("PING",), ("ECHO", "x"), ("GET", "none")])

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import sys
 
+import uvloop
+
 from quickdapp.broker.connection import Connection
 from quickdapp.workers.engine import ActiveJob, Engine, Outcome
 
@@ -34,4 +36,4 @@ async def main(url: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1]))
+    uvloop.run(main(sys.argv[1]))

@@ -16,6 +16,7 @@ from bullmq import Queue
 
 from quickdapp.broker.scripts import QueueScripts
 from quickdapp.workers.engine import ActiveJob, Engine, Outcome
+from tests.helpers.socket_writes import note_writes
 from tests.workers.engine_helpers import (
     MakeEngine,
     Recorder,
@@ -351,15 +352,12 @@ async def test_a_job_taken_by_the_marker_waiter_starts_before_its_next_wait_is_w
     engine = await make_engine(process=process, concurrency=2)
     await asyncio.sleep(0.2)  # idle: the waiter's BZPOPMIN is out
     assert engine._wakeups is not None
-    transport = engine._wakeups._bconn._protocol.transport  # type: ignore[union-attr]
-    original = transport.write  # type: ignore[union-attr]
 
     def noting(data: bytes) -> None:
         if b"BZPOPMIN" in data:
             waits_written.append(data)
-        original(data)
 
-    transport.write = noting  # type: ignore[union-attr,method-assign]
+    note_writes(engine._wakeups._bconn, noting)
 
     async def one_job(n: int) -> None:
         await asyncio.sleep(0.1)  # idle again

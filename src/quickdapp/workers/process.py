@@ -16,6 +16,8 @@ from collections.abc import Callable
 from functools import partial
 from uuid import uuid4
 
+import uvloop
+
 from quickdapp.app.server_app import ServerApp
 from quickdapp.broker.job import StalledAttempt
 from quickdapp.config import Settings
@@ -216,7 +218,7 @@ def run_worker_process(
                 tell.cancel()
             await app.close()
 
-    return 0 if asyncio.run(work()) else 1
+    return 0 if uvloop.run(work()) else 1
 
 
 async def _when_set(event: asyncio.Event, call: Callable[[], None]) -> None:

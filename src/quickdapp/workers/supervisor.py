@@ -22,6 +22,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+import uvloop
 from pydantic import SecretBytes, SecretStr
 from pydantic_core import to_json
 
@@ -187,10 +188,7 @@ class Supervisor:
                 "--ready-fd",
                 str(write_fd),
                 stdin=asyncio.subprocess.PIPE,
-                # Own process group: a Ctrl-C at the terminal reaches the supervisor only, which
-                # then stops each child once, in order. Dies with the supervisor if killed.
-                process_group=0,
-                preexec_fn=die_with_parent,
+                preexec_fn=_own_group_dying_with_parent,
                 pass_fds=(write_fd,),
             )
         except BaseException:
@@ -283,6 +281,14 @@ def _describe_exit(code: int | None) -> str:
     return f"exited with code {code}"
 
 
+def _own_group_dying_with_parent() -> None:
+    """In a worker process before exec: its own process group, so a Ctrl-C at the terminal
+    reaches the supervisor only, which then stops each child once, in order; and SIGTERM when
+    the supervisor dies. (uvloop's subprocess_exec takes no `process_group`.)"""
+    os.setpgid(0, 0)
+    die_with_parent()
+
+
 def run_supervisor(settings: Settings) -> int:
     """Run the supervisor in the foreground until SIGTERM or SIGINT (twice: kill the workers now)."""
 
@@ -292,4 +298,4 @@ def run_supervisor(settings: Settings) -> int:
         on_stop_signals(stop, what="stopping the worker processes", now=supervisor.kill_all)
         return await supervisor.run(stop)
 
-    return asyncio.run(supervise())
+    return uvloop.run(supervise())
