@@ -13,13 +13,14 @@ cProfile's 40 most expensive functions of one pass instead.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import cProfile
 import pstats
 import statistics
 import tempfile
 import time
 from pathlib import Path
+
+import uvloop
 
 from bench.redis_server import redis_server
 from quickdapp.app.server_app import ServerApp
@@ -99,7 +100,7 @@ def main() -> None:
             metrics_dir=f"{work}/metrics",
             log_level="WARNING",
         )
-        asyncio.run(_measure(settings, args.jobs, args.audit, args.profile))
+        uvloop.run(_measure(settings, args.jobs, args.audit, args.profile))
 
 
 if __name__ == "__main__":

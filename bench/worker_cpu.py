@@ -23,6 +23,8 @@ import time
 from functools import partial
 from pathlib import Path
 
+import uvloop
+
 from bench.redis_server import redis_server
 from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings
@@ -94,10 +96,10 @@ def main() -> None:
         )
         if args.profile:
             profiler = cProfile.Profile()
-            asyncio.run(_drain(settings, args.jobs, args.audit, profiler))
+            uvloop.run(_drain(settings, args.jobs, args.audit, profiler))
             pstats.Stats(profiler).sort_stats("tottime").print_stats(40)
             return
-        results = [asyncio.run(_drain(settings, args.jobs, args.audit, None)) for _ in range(args.runs)]
+        results = [uvloop.run(_drain(settings, args.jobs, args.audit, None)) for _ in range(args.runs)]
     for rate, user, system in results:
         cpu = user + system
         print(f"{rate:,.0f} jobs/s, worker CPU {cpu:.0f} us/job (user {user:.0f}, system {system:.0f})")
