@@ -10,7 +10,7 @@ then medians of R runs.
 Without `--rate` the stream is filled first and drained at full speed (batches of 1,000). With
 `--rate J`, another process adds the entries at J per second while the writer runs, as workers
 at that rate would, which is where the writer's gathering period (`--period`, seconds; 0 turns
-it off) decides how many entries a batch holds.
+it off) decides how many entries a batch holds. The writer runs on uvloop, as in the supervisor.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import uvloop
 
 from bench.redis_server import redis_server
 from bench.services import throwaway_postgres
@@ -139,7 +141,7 @@ def main() -> None:
         with redis_server(Path(work)) as redis_url, throwaway_postgres(Path(work)) as database_url:
             asyncio.run(upgrade_async(database_url))
             results = [
-                asyncio.run(_drain(redis_url, database_url, args.entries, run, args.rate, args.period))
+                uvloop.run(_drain(redis_url, database_url, args.entries, run, args.rate, args.period))
                 for run in range(args.runs)
             ]
     for rate, cpu, database in results:
