@@ -37,7 +37,7 @@ lint: $(READY)
 
 # This system (audit on PostgreSQL, on SQLite, off) beside the stock Python bullmq Worker, Node
 # BullMQ, dramatiq and a database-polling queue: drains, 50 ms jobs, latency, delays, enqueue,
-# memory, audit lag; medians of 3 runs (about 12 minutes). Writes bench/results/bench.json,
+# memory, audit lag; medians of 3 runs (8-11 minutes). Writes bench/results/bench.json,
 # docs/benchmark.md and docs/benchmark.png. `--quick` for a 2-minute smoke run.
 bench: $(READY) $(NODE_READY)
 	$(BIN)/python -m bench.compare
