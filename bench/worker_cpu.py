@@ -9,7 +9,8 @@ resumes the queue and times the drain: jobs per second and this process's CPU pe
 system), medians of R runs. The worker runs on uvloop, as the worker processes do; `--loop
 asyncio,uvloop` alternates the runs between the two loops and gives each loop's medians.
 `--profile` prints cProfile's 40 most expensive functions of one more run instead (its figures
-are inflated by the profiler)."""
+are inflated by the profiler).
+"""
 
 from __future__ import annotations
 

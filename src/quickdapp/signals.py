@@ -1,11 +1,12 @@
 """Signals: SIGINT/SIGTERM for every long-running command (the first stops gracefully, a second
-at once), and the parent-death signal that takes child processes down with their parent."""
+at once), and the set-up that takes child processes down with their parent."""
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -36,13 +37,17 @@ def on_stop_signals(
         loop.add_signal_handler(sig, first, sig)
 
 
-def die_with_parent() -> None:
-    """In a child, before exec: have the kernel send SIGTERM when the parent dies (Linux only).
+def own_group_dying_with_parent() -> None:
+    """In a child, before exec (`preexec_fn`): its own process group, and SIGTERM from the
+    kernel when the parent dies (Linux only).
 
-    So a child (a worker process, a local service for dev or tests) goes away even when its
-    parent is SIGKILLed, and nothing is left holding a port. Elsewhere the parent's own
-    clean-up has to do.
+    The group: a Ctrl-C at the terminal reaches the parent only, which stops its children
+    itself, in its own order. The death signal: a child (a worker process, a local service for
+    dev or tests) goes away even when its parent is SIGKILLed, and nothing is left holding a
+    port; elsewhere the parent's own clean-up has to do. Set here rather than with
+    `process_group=0`, which uvloop's subprocess_exec does not take.
     """
+    os.setpgid(0, 0)
     if sys.platform == "linux":
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)

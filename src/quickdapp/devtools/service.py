@@ -13,7 +13,7 @@ from typing import IO, ClassVar, Self
 from urllib.parse import urlsplit
 
 from quickdapp.errors import ServiceUnavailableError
-from quickdapp.signals import die_with_parent
+from quickdapp.signals import own_group_dying_with_parent
 
 logger = logging.getLogger(__name__)
 
@@ -97,10 +97,9 @@ class LocalService:
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent,
                 # Own process group: a Ctrl-C at the terminal must not stop the service under
                 # workers that are still finishing their jobs; stop() ends it after them.
-                process_group=0,
+                preexec_fn=own_group_dying_with_parent,
             )
         finally:
             if not isinstance(output, int):

@@ -29,7 +29,7 @@ from pydantic_core import to_json
 from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings
 from quickdapp.metrics import mark_process_dead, prepare_metrics_dir
-from quickdapp.signals import die_with_parent, on_stop_signals
+from quickdapp.signals import on_stop_signals, own_group_dying_with_parent
 from quickdapp.workers.process import READY, run_audit_writer
 
 logger = logging.getLogger(__name__)
@@ -188,7 +188,9 @@ class Supervisor:
                 "--ready-fd",
                 str(write_fd),
                 stdin=asyncio.subprocess.PIPE,
-                preexec_fn=_own_group_dying_with_parent,
+                # Ctrl-C at the terminal reaches the supervisor only, which then stops each
+                # child once, in order; the child dies with the supervisor if it is killed.
+                preexec_fn=own_group_dying_with_parent,
                 pass_fds=(write_fd,),
             )
         except BaseException:
@@ -279,14 +281,6 @@ def _describe_exit(code: int | None) -> str:
         except ValueError:
             return f"was killed by signal {-code}"
     return f"exited with code {code}"
-
-
-def _own_group_dying_with_parent() -> None:
-    """In a worker process before exec: its own process group, so a Ctrl-C at the terminal
-    reaches the supervisor only, which then stops each child once, in order; and SIGTERM when
-    the supervisor dies. (uvloop's subprocess_exec takes no `process_group`.)"""
-    os.setpgid(0, 0)
-    die_with_parent()
 
 
 def run_supervisor(settings: Settings) -> int:
