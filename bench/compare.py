@@ -8,7 +8,7 @@ RSS per worker process; audit lag. Rounds run every system in turn (the order ro
 machine noise spreads over all alike. Writes bench/results/bench.json, docs/benchmark.md and
 docs/benchmark.png.
 
-    .venv/bin/python -m bench.compare [--runs 3] [--jobs 10000] [--quick] [--systems a,b]
+    .venv/bin/python -m bench.compare [--runs 3] [--jobs 10000] [--quick] [--systems a,b] [--commands]
 """
 
 from __future__ import annotations
@@ -80,13 +80,13 @@ SHAPES: list[tuple[int, int, Body]] = [(1, 1, _shape_1x1), (1, 50, _shape_1x50),
 
 
 async def _session(
-    peer: Peer, processes: int, concurrency: int, sizes: Sizes, body: Body
+    peer: Peer, processes: int, concurrency: int, sizes: Sizes, body: Body, commands: bool
 ) -> dict[str, Result]:
     await peer.reset()
     async with Workers() as workers:
         await peer.start(workers, processes, concurrency)
         try:
-            return await body(Session(peer, workers, sizes))
+            return await body(Session(peer, workers, sizes, commands=commands))
         finally:
             await workers.stop()
 
@@ -100,7 +100,12 @@ async def _enqueue(peer: Peer, sizes: Sizes) -> dict[str, Result]:
 
 
 async def _rounds(
-    peers: list[Peer], sizes: Sizes, runs: int, samples: report.Samples, errors: list[str]
+    peers: list[Peer],
+    sizes: Sizes,
+    runs: int,
+    samples: report.Samples,
+    errors: list[str],
+    commands: bool,
 ) -> None:
 
     def keep(system: str, results: dict[str, Result]) -> None:
@@ -116,7 +121,7 @@ async def _rounds(
             (
                 peer,
                 f"{processes}x{concurrency}",
-                partial(_session, peer, processes, concurrency, sizes, body),
+                partial(_session, peer, processes, concurrency, sizes, body, commands),
             )
             for processes, concurrency, body in SHAPES
             for peer in order
@@ -171,14 +176,16 @@ def _services(folder: Path) -> Iterator[tuple[str, str, str]]:
         yield redis_url, pg_url, sqlite_url
 
 
-async def _run(peers: list[Peer], sizes: Sizes, runs: int, errors: list[str]) -> report.Samples:
+async def _run(
+    peers: list[Peer], sizes: Sizes, runs: int, errors: list[str], commands: bool
+) -> report.Samples:
     """The rounds; what was measured before RUN_TIMEOUT is kept if the run is stopped."""
     samples: report.Samples = {}
     try:
         async with asyncio.timeout(RUN_TIMEOUT):
             for peer in peers:
                 await peer.open()
-            await _rounds(peers, sizes, runs, samples, errors)
+            await _rounds(peers, sizes, runs, samples, errors, commands)
     except TimeoutError:
         errors.append(f"the run was stopped after {RUN_TIMEOUT:.0f} s: later rounds are missing")
     finally:
@@ -220,6 +227,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, one run: a smoke test")
     parser.add_argument("--tiny", action="store_true", help="tiny sizes, one run: what the test runs")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"of {', '.join(SYSTEMS)}")
+    parser.add_argument(
+        "--commands", action="store_true",
+        help="after each drain, print Redis's time per job by command (INFO commandstats)",
+    )  # fmt: skip
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--docs", type=Path, default=ROOT / "docs")
     args = parser.parse_args(argv)
@@ -238,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
         wake = wake_line(urls[0])
         print(wake, flush=True)
         peers = _peers(names, *urls, Path(tmp))
-        samples = asyncio.run(_run(peers, sizes, runs, errors))
+        samples = asyncio.run(_run(peers, sizes, runs, errors, args.commands))
     minutes = (time.monotonic() - began) / 60
     end_load = os.getloadavg()
     header = [

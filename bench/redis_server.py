@@ -53,3 +53,18 @@ async def redis_cpu_s(client: Any) -> float:
     """User + system CPU seconds the redis-server behind `client` (redis-py) has used so far."""
     info = await client.info("cpu")
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+async def command_times(client: Any, *, reset: bool) -> dict[str, tuple[int, int]]:
+    """Redis's INFO commandstats behind `client` (redis-py): command -> (calls, µs spent in it),
+    since the last reset; `reset` starts a new count (CONFIG RESETSTAT) after reading.
+
+    A command a Lua script or a MULTI runs is counted on its own too, and inside the time of
+    the EVALSHA or EXEC that ran it: the figures overlap and do not add up."""
+    stats = await client.info("commandstats")
+    if reset:
+        await client.config_resetstat()
+    return {
+        name.removeprefix("cmdstat_"): (int(value["calls"]), int(value["usec"]))
+        for name, value in stats.items()
+    }

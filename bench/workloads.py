@@ -18,6 +18,7 @@ Result = dict[str, float]
 POLL = 0.002  # seconds between looks for the end of a workload
 AUDIT_POLL = 0.005  # seconds between counts of the audit rows (the lag's resolution)
 FAR_FUTURE_MS = 3_600_000
+COMMANDS_SHOWN = 16  # commands per line of --commands
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,9 @@ class Sizes:
 class Session:
     """One system's workers at one shape, and the jobs given to them since its start."""
 
-    def __init__(self, peer: Peer, workers: Workers, sizes: Sizes) -> None:
+    def __init__(self, peer: Peer, workers: Workers, sizes: Sizes, *, commands: bool = False) -> None:
         self.peer, self.workers, self.sizes = peer, workers, sizes
+        self.commands = commands  # print Redis's time per command and job after each drain
         self.expected = 0  # jobs that must be done (and recorded) by the end of a workload
 
     async def wait_done(self, n: int) -> float:
@@ -60,6 +62,8 @@ class Session:
         await self.peer.fill_held(kind, n)
         cpu, redis_cpu = self.workers.cpu_s(), await self.peer.redis_cpu_s()
         audited = await self.peer.recorded() is not None
+        if self.commands:
+            await self.peer.redis_command_times(reset=True)
         began = time.perf_counter()
         await self.peer.release()
         queue_done = None
@@ -77,6 +81,9 @@ class Session:
         seconds = time.perf_counter() - began
         cpu, redis_after = self.workers.cpu_s() - cpu, await self.peer.redis_cpu_s()
         redis_used = None if redis_cpu is None or redis_after is None else redis_after - redis_cpu
+        times = await self.peer.redis_command_times(reset=False) if self.commands else None
+        if times:
+            print(_command_line(self.peer.name, kind, n, times), flush=True)
         return seconds, cpu, queue_done, redis_used
 
     def drain_size(self) -> int:
@@ -185,3 +192,10 @@ def _audit_lag(starts: list[float], rows: list[tuple[float, int]], before: int) 
         raise RuntimeError(f"audit rows counted for {len(lags)} of {len(starts)} jobs")
     result = _percentiles(lags)
     return {"audit_lag_p50_ms": result["p50_ms"], "audit_lag_p99_ms": result["p99_ms"]}
+
+
+def _command_line(system: str, kind: Kind, n: int, times: dict[str, tuple[int, int]]) -> str:
+    """One drain's Redis time per job by command, the costliest first: µs (calls per job)."""
+    costly = sorted(times.items(), key=lambda item: -item[1][1])[:COMMANDS_SHOWN]
+    shown = ", ".join(f"{name} {usec / n:.1f} ({calls / n:.2f})" for name, (calls, usec) in costly)
+    return f"    Redis µs/job by command, {system}, {n:,} {kind}: {shown}"

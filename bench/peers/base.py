@@ -62,6 +62,10 @@ class Peer(ABC):
         """CPU seconds its Redis has used so far; None for a system without Redis."""
         return None
 
+    async def redis_command_times(self, *, reset: bool) -> dict[str, tuple[int, int]] | None:
+        """Its Redis's time per command (redis_server.command_times); None without Redis."""
+        return None
+
     async def recorded(self) -> int | None:
         """Audit rows stored since `reset`; None without an audit trail."""
         return None

@@ -2,7 +2,8 @@
 
 Runs `python -m bench.compare --tiny` (this system with its audit trail on SQLite, and Node
 BullMQ) and checks the shape of what it writes: every workload measured for both systems, the
-targets table, the markdown page and the PNG chart.
+targets table, the markdown page and the PNG chart; with `--commands`, Redis's time per job by
+command after each drain.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ WORKLOADS = {
     "idle RSS per worker process",
 }
 ENQUEUE = {"enqueue one by one", "enqueue bulk"}
+DRAINS = [("100", "echo"), ("200", "echo"), ("200", "echo"), ("200", "sleep")]  # 1x1, 1x50, 2x50
 
 
 @pytest.mark.timeout(90)
@@ -37,7 +39,8 @@ def test_compare_writes_every_figure(tmp_path: Path) -> None:
     if not (ROOT / "node_modules" / "bullmq").is_dir() or shutil.which("redis-server") is None:
         pytest.skip("needs node_modules (make node_modules/.ready) and redis-server")
     results, docs = tmp_path / "results", tmp_path / "docs"
-    args = ["--tiny", "--systems", "qd-sqlite,node", "--results", str(results), "--docs", str(docs)]
+    args = ["--tiny", "--systems", "qd-sqlite,node", "--commands"]
+    args += ["--results", str(results), "--docs", str(docs)]
     run = subprocess.run(
         [sys.executable, "-m", "bench.compare", *args],
         cwd=ROOT,
@@ -60,6 +63,12 @@ def test_compare_writes_every_figure(tmp_path: Path) -> None:
     assert "jobs_per_s_before_rows" in drain  # the audit trail's rows were waited for
     for system in SYSTEMS:  # what Redis spent on the drain, beside the workers' CPU
         assert summary["drain 2x50"][system]["redis_cpu_us_per_job"]["median"] > 0, system
+    for system in SYSTEMS:  # --commands: each drain's line, BullMQ's scripts (EVALSHA) in it
+        lines = re.findall(
+            rf"Redis µs/job by command, {re.escape(system)}, ([\d,]+) (\w+): (.*)", run.stdout
+        )
+        assert [(n, kind) for n, kind, _ in lines] == DRAINS, (system, run.stdout[-3000:])
+        assert all(re.search(r"\bevalsha [\d.]+ \(1\.\d\d\)", shown) for *_, shown in lines), lines
     assert "audit_lag_p99_ms" in summary["latency at 100 jobs/s"]["quickdapp (audit SQLite)"]
     assert summary["drain 2x50"]["bullmq (Node)"]["jobs_per_s"]["x_node"] == 1.0
     assert len(document["targets"]) == 11
