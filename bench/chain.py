@@ -1,9 +1,11 @@
-"""Token transfers on a local anvil for the watchChain benchmark, with the test contracts
-(`tests/contracts/artifacts/`, read as data: `make contracts` builds them)."""
+"""Web3 on a local anvil with the test contracts (`tests/contracts/artifacts/`, read as data:
+`make contracts` builds them): what the tests (tests/helpers/chain.py) and the watchChain
+benchmark act on the chain with."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +19,20 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "tests" / "contracts" / "artif
 ETHER = 10**18
 
 
-def _artifact(name: str) -> dict[str, Any]:
+def artifact(name: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((ARTIFACTS / f"{name}.json").read_text())
     return data
 
 
+@dataclass
 class Chain:
-    """Async web3 on anvil: funded, impersonated accounts and the token factory."""
+    """Async web3 on anvil, with the test contracts at hand: funded, impersonated accounts."""
 
-    def __init__(self, url: str) -> None:
-        self.w3: AsyncWeb3[AsyncHTTPProvider] = AsyncWeb3(AsyncHTTPProvider(url))
+    w3: AsyncWeb3[AsyncHTTPProvider]
+
+    @classmethod
+    def connect(cls, url: str) -> Chain:
+        return cls(AsyncWeb3(AsyncHTTPProvider(url)))
 
     async def close(self) -> None:
         await self.w3.provider.disconnect()
@@ -41,26 +47,31 @@ class Chain:
     async def head(self) -> int:
         return int(await self.w3.eth.block_number)
 
-    def contract(self, name: str, address: str) -> AsyncContract:
-        abi = _artifact(name)["abi"]
-        return self.w3.eth.contract(address=to_checksum_address(address), abi=abi)
-
-    async def deploy_factory(self, sender: str) -> AsyncContract:
-        data = _artifact("TestTokenFactory")
+    async def deploy(self, name: str, sender: str, *args: Any) -> AsyncContract:
+        data = artifact(name)
         contract = self.w3.eth.contract(abi=data["abi"], bytecode=data["bytecode"])
-        tx_hash = await contract.constructor().transact({"from": sender})
+        tx_hash = await contract.constructor(*args).transact({"from": sender})
         receipt = await self.w3.eth.wait_for_transaction_receipt(tx_hash)
         address = receipt["contractAddress"]
-        assert address is not None, receipt
-        return self.contract("TestTokenFactory", address)
+        assert address is not None, f"{name} was not deployed: {receipt}"
+        return self.contract(name, address)
+
+    def contract(self, name: str, address: str) -> AsyncContract:
+        checksummed = to_checksum_address(address)
+        return self.w3.eth.contract(address=checksummed, abi=artifact(name)["abi"])
 
     async def create_token(
         self, factory: AsyncContract, creator: str, name: str, symbol: str, supply: int
-    ) -> AsyncContract:
-        """Deploy a token through the factory."""
+    ) -> tuple[AsyncContract, str]:
+        """Deploy a token through the factory; returns it and the transaction hash."""
         tx_hash = await factory.functions.erc20DeployToken(name, symbol, supply).transact(
             {"from": creator}
         )
         receipt = await self.w3.eth.wait_for_transaction_receipt(tx_hash)
         event = factory.events.ERC20NewToken().process_receipt(receipt, errors=DISCARD)[0]
-        return self.contract("TestToken", event["args"]["token"])
+        return self.contract("TestToken", event["args"]["token"]), tx_hash.to_0x_hex()
+
+    async def transfer(self, token: AsyncContract, sender: str, to: str, value: int) -> str:
+        tx_hash = await token.functions.transfer(to, value).transact({"from": sender})
+        await self.w3.eth.wait_for_transaction_receipt(tx_hash)
+        return str(tx_hash.to_0x_hex())

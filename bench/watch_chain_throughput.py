@@ -35,11 +35,11 @@ async def make_events(chain: Chain, transfers: int, users: int) -> tuple[list[st
     """`users` accounts, each with a token from one factory, sending `transfers` in all; returns
     the senders, the first block, the factory's address and the head."""
     deployer = await chain.new_account()
-    factory = await chain.deploy_factory(deployer)
+    factory = await chain.deploy("TestTokenFactory", deployer)
     start = await chain.head() + 1
     senders = [await chain.new_account() for _ in range(users)]
     tokens = [
-        await chain.create_token(factory, sender, f"Token {i}", f"T{i}", 10**9 * ETHER)
+        (await chain.create_token(factory, sender, f"Token {i}", f"T{i}", 10**9 * ETHER))[0]
         for i, sender in enumerate(senders)
     ]
     sink = await chain.new_account()
@@ -72,7 +72,7 @@ async def one_round(app: ServerApp, start: int, head: int) -> tuple[float, int, 
 
 
 async def bench(args: argparse.Namespace, database_url: str, redis_url: str, rpc_url: str) -> None:
-    chain = Chain(rpc_url)
+    chain = Chain.connect(rpc_url)
     try:
         made = time.perf_counter()
         senders, start, factory, head = await make_events(chain, args.transfers, args.users)

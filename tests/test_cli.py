@@ -15,6 +15,7 @@ import httpx
 import pytest
 from eth_utils.address import to_checksum_address
 
+from bench.chain import Chain
 from quickdapp.app.server_app import ServerApp
 from quickdapp.chain.multicall3 import code_hash, multicall3
 from quickdapp.cli import main
@@ -22,7 +23,7 @@ from quickdapp.config import Settings
 from quickdapp.db.key_values import get_value
 from quickdapp.devtools.anvil import ANVIL_CHAIN_ID, free_port, rpc_chain_id
 from quickdapp.jobs.watch_chain import cursor_key
-from tests.helpers.chain import Chain, chain_settings
+from tests.helpers.chain import chain_settings
 from tests.helpers.processes import (
     QuickdappProcess,
     StartQuickdapp,

@@ -10,13 +10,14 @@ import pytest
 from eth_abi.abi import decode as abi_decode
 from eth_utils.address import to_checksum_address
 
+from bench.chain import Chain
 from quickdapp.app.server_app import ServerApp
 from quickdapp.chain.multicall3 import AGGREGATE3_ABI, code_hash, multicall3
 from quickdapp.config import Settings
 from quickdapp.devtools.anvil import ANVIL_CHAIN_ID, ANVIL_DEV_ACCOUNT_0, AnvilManager
 from quickdapp.errors import JobValidationError
 from quickdapp.jobs.registry import JobRegistry
-from tests.helpers.chain import Chain, chain_overrides, chain_settings, start_anvil
+from tests.helpers.chain import chain_overrides, chain_settings, start_anvil
 from tests.helpers.workers import StartWorker
 
 WALLET = to_checksum_address(ANVIL_DEV_ACCOUNT_0)  # the server wallet

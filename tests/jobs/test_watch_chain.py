@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 from web3.contract import AsyncContract
 
+from bench.chain import ETHER, Chain
 from quickdapp.app.server_app import ServerApp
 from quickdapp.audit.history import get_job_history
 from quickdapp.config import Settings
@@ -25,7 +26,7 @@ from quickdapp.jobs.registry import JobRegistry
 from quickdapp.jobs.types import JobContext
 from quickdapp.jobs.watch_chain import WATCH_CHAIN, WatchChainData, cursor_key
 from quickdapp.keys import NOTIFICATIONS_CHANNEL
-from tests.helpers.chain import ETHER, Chain, chain_overrides, chain_settings
+from tests.helpers.chain import chain_overrides, chain_settings
 from tests.helpers.processes import StartQuickdapp
 from tests.helpers.waiting import audit_stored, eventually
 from tests.helpers.workers import StartWorker
