@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from typing import Literal
+from typing import Any, Literal
 
+from bench.redis_server import command_times, redis_cpu_s
 from bench.workers import Workers
 
 Kind = Literal["echo", "sleep", "stamp"]
@@ -58,13 +59,19 @@ class Peer(ABC):
     async def add(self, kind: Kind, delay_ms: int = 0) -> str:
         """Enqueue one job now (after `delay_ms`); returns the key its start is noted under."""
 
+    def redis_client(self) -> Any | None:
+        """Its redis-py client on the run's Redis; None for a system without Redis."""
+        return None
+
     async def redis_cpu_s(self) -> float | None:
         """CPU seconds its Redis has used so far; None for a system without Redis."""
-        return None
+        client = self.redis_client()
+        return None if client is None else await redis_cpu_s(client)
 
     async def redis_command_times(self, *, reset: bool) -> dict[str, tuple[int, int]] | None:
         """Its Redis's time per command (redis_server.command_times); None without Redis."""
-        return None
+        client = self.redis_client()
+        return None if client is None else await command_times(client, reset=reset)
 
     async def recorded(self) -> int | None:
         """Audit rows stored since `reset`; None without an audit trail."""

@@ -14,7 +14,6 @@ from typing import Any
 from uuid import uuid4
 
 from bench.peers.base import SLEEP_MS, Kind, Peer
-from bench.redis_server import command_times, redis_cpu_s
 from quickdapp.app.server_app import ServerApp
 from quickdapp.config import Settings
 from quickdapp.keys import QUEUE_KEY_PREFIX
@@ -57,11 +56,8 @@ class BullmqPeer(Peer):
     async def reset(self) -> None:
         await self.app.redis.flushall()
 
-    async def redis_cpu_s(self) -> float | None:
-        return await redis_cpu_s(self.app.redis)
-
-    async def redis_command_times(self, *, reset: bool) -> dict[str, tuple[int, int]] | None:
-        return await command_times(self.app.redis, reset=reset)
+    def redis_client(self) -> Any:
+        return self.app.redis
 
     def job(self, kind: Kind) -> tuple[dict[str, Any], dict[str, Any]]:
         """The payload and options submit_job gives a job of `kind`, less its id (each adder

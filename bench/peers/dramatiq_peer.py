@@ -23,7 +23,6 @@ from dramatiq.brokers.redis import RedisBroker
 from redis.asyncio import Redis
 
 from bench.peers.base import SLEEP_MS, EnqueueMode, Kind, Peer, now_ms
-from bench.redis_server import command_times, redis_cpu_s
 from bench.stamps import record_start
 from bench.workers import Workers
 
@@ -79,11 +78,8 @@ class DramatiqPeer(Peer):
         await self.redis.flushall()
         self._held = []
 
-    async def redis_cpu_s(self) -> float | None:
-        return await redis_cpu_s(self.redis)
-
-    async def redis_command_times(self, *, reset: bool) -> dict[str, tuple[int, int]] | None:
-        return await command_times(self.redis, reset=reset)
+    def redis_client(self) -> Redis:
+        return self.redis
 
     async def start(self, workers: Workers, processes: int, concurrency: int) -> None:
         for _ in range(processes):
